@@ -1,0 +1,118 @@
+package dev.tokenlease;
+
+import dev.tokenlease.config.AppConfig;
+import dev.tokenlease.http.HttpApiVerticle;
+import dev.tokenlease.persistence.EmbeddedDatabase;
+import dev.tokenlease.persistence.Migrations;
+import dev.tokenlease.persistence.PersistenceStatus;
+import dev.tokenlease.persistence.PersistenceVerticle;
+import dev.tokenlease.pool.bus.PoolMessages;
+import dev.tokenlease.pool.bus.PoolVerticle;
+import io.vertx.core.DeploymentOptions;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.pgclient.PgConnectOptions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One running service: its database (embedded or configured), migrations, and the verticles,
+ * deployed in order (persistence, pool, HTTP) and undeployed in reverse so that every request in
+ * flight is answered and every change is written before the process ends.
+ */
+public final class TokenService implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(TokenService.class);
+  private static final Duration STEP_TIMEOUT = Duration.ofSeconds(60);
+
+  private final Vertx vertx;
+  private final EmbeddedDatabase embedded;
+  private final List<String> deployments;
+  private final int port;
+  private boolean closed;
+
+  private TokenService(Vertx vertx, EmbeddedDatabase embedded, List<String> deployments, int port) {
+    this.vertx = vertx;
+    this.embedded = embedded;
+    this.deployments = deployments;
+    this.port = port;
+  }
+
+  /** Starts everything and returns once the HTTP port accepts requests. Blocks the caller. */
+  public static TokenService start(AppConfig config) throws Exception {
+    EmbeddedDatabase embedded = config.pgUrl() == null ? EmbeddedDatabase.start(config.dataDir()) : null;
+    Vertx vertx = null;
+    List<String> deployments = new ArrayList<>();
+    try {
+      PgConnectOptions connect = PgConnectOptions.fromUri(embedded != null ? embedded.url() : config.pgUrl());
+      Migrations.migrate(connect);
+      vertx = Vertx.vertx();
+      PoolMessages.registerCodecs(vertx.eventBus());
+      PersistenceStatus status = new PersistenceStatus();
+      deployments.add(await(vertx.deployVerticle(new PersistenceVerticle(config, connect, status))));
+      deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, status))));
+      List<HttpApiVerticle> http = new ArrayList<>();
+      deployments.add(await(vertx.deployVerticle(() -> {
+        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort());
+        synchronized (http) {
+          http.add(verticle);
+        }
+        return verticle;
+      }, new DeploymentOptions().setInstances(config.httpInstances()))));
+      int port = http.get(0).actualPort();
+      LOG.info("Token service listening on port {}", port);
+      return new TokenService(vertx, embedded, deployments, port);
+    } catch (Exception | Error e) {
+      new TokenService(vertx, embedded, deployments, -1).close();
+      throw e;
+    }
+  }
+
+  public int port() {
+    return port;
+  }
+
+  /** Stops taking requests, answers those in flight, writes every pending change, then exits. */
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    if (vertx != null) {
+      for (int i = deployments.size() - 1; i >= 0; i--) {
+        try {
+          await(vertx.undeploy(deployments.get(i)));
+        } catch (Exception e) {
+          LOG.error("Undeploying {} failed: {}", deployments.get(i), e.getMessage());
+        }
+      }
+      try {
+        await(vertx.close());
+      } catch (Exception e) {
+        LOG.warn("Closing Vert.x failed: {}", e.getMessage());
+      }
+    }
+    if (embedded != null) {
+      try {
+        embedded.close();
+      } catch (Exception e) {
+        LOG.warn("Stopping the embedded PostgreSQL failed: {}", e.getMessage());
+      }
+    }
+  }
+
+  private static <T> T await(Future<T> future) throws Exception {
+    try {
+      return future.toCompletionStage().toCompletableFuture().get(STEP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof Exception cause) {
+        throw cause;
+      }
+      throw e;
+    }
+  }
+}

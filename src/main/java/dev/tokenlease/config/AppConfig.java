@@ -1,0 +1,121 @@
+package dev.tokenlease.config;
+
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.format.DateTimeParseException;
+import java.util.Locale;
+
+/**
+ * The service's settings, typed and checked. Keys are the environment variable names, in
+ * {@code conf/config.json} as in the environment.
+ *
+ * @param pgUrl {@code postgresql://user:pass@host:port/db}, or null for the embedded server
+ * @param httpInstances HTTP verticle instances; 0 in the file means one per core
+ */
+public record AppConfig(
+    int httpPort,
+    int httpInstances,
+    String pgUrl,
+    int pgPoolSize,
+    Path dataDir,
+    int poolSize,
+    Duration leaseTtl,
+    Duration sweepInterval,
+    AckMode ackMode,
+    Duration flushInterval,
+    int batchSize,
+    int queueCapacity) {
+
+  public static final String HTTP_PORT = "TOKENS_HTTP_PORT";
+  public static final String HTTP_INSTANCES = "TOKENS_HTTP_INSTANCES";
+  public static final String PG_URL = "TOKENS_PG_URL";
+  public static final String PG_POOL_SIZE = "TOKENS_PG_POOL_SIZE";
+  public static final String DATA_DIR = "TOKENS_DATA_DIR";
+  public static final String POOL_SIZE = "TOKENS_POOL_SIZE";
+  public static final String LEASE_TTL = "TOKENS_POOL_LEASE_TTL";
+  public static final String SWEEP_INTERVAL = "TOKENS_POOL_SWEEP_INTERVAL";
+  public static final String ACK = "TOKENS_PERSISTENCE_ACK";
+  public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
+  public static final String BATCH_SIZE = "TOKENS_PERSISTENCE_BATCH_SIZE";
+  public static final String QUEUE_CAPACITY = "TOKENS_PERSISTENCE_QUEUE_CAPACITY";
+
+  /** Every key this record reads; the environment store copies only these. */
+  public static final java.util.List<String> KEYS = java.util.List.of(
+      HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL,
+      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY);
+
+  static final int MAX_POOL_SIZE = 10_000_000;
+
+  /** Reads and checks every setting; the first bad one throws, naming its variable. */
+  public static AppConfig fromJson(JsonObject json) {
+    int instances = intIn(json, HTTP_INSTANCES, 0, 64);
+    String url = text(json, PG_URL);
+    if (url != null && !url.startsWith("postgresql://") && !url.startsWith("postgres://")) {
+      throw new ConfigException(PG_URL + ": expected postgresql://user:pass@host:port/db, got '" + url + "'");
+    }
+    String dir = text(json, DATA_DIR);
+    return new AppConfig(
+        intIn(json, HTTP_PORT, 0, 65535),
+        instances == 0 ? Runtime.getRuntime().availableProcessors() : instances,
+        url,
+        intIn(json, PG_POOL_SIZE, 1, 100),
+        dir == null ? Path.of(System.getProperty("user.home"), ".local", "share", "token-service") : Path.of(dir),
+        intIn(json, POOL_SIZE, 1, MAX_POOL_SIZE),
+        positiveDuration(json, LEASE_TTL),
+        positiveDuration(json, SWEEP_INTERVAL),
+        ackMode(json),
+        positiveDuration(json, FLUSH_INTERVAL),
+        intIn(json, BATCH_SIZE, 1, 100_000),
+        intIn(json, QUEUE_CAPACITY, 1, 10_000_000));
+  }
+
+  private static String raw(JsonObject json, String key) {
+    Object value = json.getValue(key);
+    if (value == null) {
+      throw new ConfigException(key + ": not set (conf/config.json should give a default)");
+    }
+    return value.toString().trim();
+  }
+
+  private static String text(JsonObject json, String key) {
+    Object value = json.getValue(key);
+    String text = value == null ? "" : value.toString().trim();
+    return text.isEmpty() ? null : text;
+  }
+
+  private static int intIn(JsonObject json, String key, int min, int max) {
+    String value = raw(json, key);
+    try {
+      int parsed = Integer.parseInt(value);
+      if (parsed >= min && parsed <= max) {
+        return parsed;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new ConfigException(key + ": expected an integer from " + min + " to " + max + ", got '" + value + "'");
+  }
+
+  private static Duration positiveDuration(JsonObject json, String key) {
+    String value = raw(json, key);
+    try {
+      Duration parsed = Duration.parse(value);
+      if (!parsed.isNegative() && !parsed.isZero() && parsed.toMillis() > 0) {
+        return parsed;
+      }
+    } catch (DateTimeParseException e) {
+      // reported below
+    }
+    throw new ConfigException(key + ": expected a positive ISO-8601 duration of at least 1 ms such as PT2M, got '" + value + "'");
+  }
+
+  private static AckMode ackMode(JsonObject json) {
+    String value = raw(json, ACK);
+    try {
+      return AckMode.valueOf(value.toUpperCase(Locale.ROOT));
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(ACK + ": expected 'durable' or 'memory', got '" + value + "'");
+    }
+  }
+}

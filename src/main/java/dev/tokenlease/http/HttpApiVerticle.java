@@ -1,0 +1,59 @@
+package dev.tokenlease.http;
+
+import dev.tokenlease.pool.bus.PoolClient;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.handler.BodyHandler;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Serves the HTTP API. Holds no pool state: it validates input, sends typed messages to the pool
+ * and maps replies and failures to JSON. Deploy one instance per core; they share the port.
+ */
+public final class HttpApiVerticle extends VerticleBase {
+  /** Request bodies above this size get 413; every valid request body is far smaller. */
+  public static final long BODY_LIMIT = 64 * 1024;
+
+  private final int port;
+  private HttpServer server;
+
+  public HttpApiVerticle(int port) {
+    this.port = port;
+  }
+
+  @Override
+  public Future<?> start() {
+    Router router = Router.router(vertx);
+    router.route().handler(BodyHandler.create(false).setBodyLimit(BODY_LIMIT));
+    List<TokenRoutes.Declared> declared = new TokenRoutes(new PoolClient(vertx.eventBus())).mount(router);
+    ApiError errors = new ApiError(declared, BODY_LIMIT);
+    router.route().failureHandler(errors);
+    for (int status : new int[] {400, 404, 405, 413, 500}) {
+      router.errorHandler(status, errors.forStatus(status));
+    }
+    server = vertx.createHttpServer(new HttpServerOptions().setPort(port))
+        .requestHandler(router)
+        .invalidRequestHandler(request -> request.response()
+            .setStatusCode(400)
+            .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
+            .putHeader(HttpHeaders.CONNECTION, "close")
+            .end("{\"status\":\"bad_request\",\"message\":\"Malformed HTTP request.\"}"));
+    return server.listen();
+  }
+
+  @Override
+  public Future<?> stop() {
+    // Lets requests in flight finish before the pool and persistence stop behind us.
+    return server.shutdown(10, TimeUnit.SECONDS);
+  }
+
+  /** The port actually bound (useful when configured as 0). */
+  public int actualPort() {
+    return server.actualPort();
+  }
+}

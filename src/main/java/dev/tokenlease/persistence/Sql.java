@@ -1,0 +1,91 @@
+package dev.tokenlease.persistence;
+
+/** Every SQL statement the service runs at run time. Bulk writes pass arrays through unnest. */
+final class Sql {
+  private Sql() {}
+
+  /** Held on a dedicated connection for the service's lifetime: one instance per database. */
+  static final long INSTANCE_LOCK_KEY = 0x746f6b656e73L;
+
+  static final String TRY_INSTANCE_LOCK = "SELECT pg_try_advisory_lock($1) AS locked";
+
+  static final String COUNT_TOKENS = "SELECT count(*) AS n, coalesce(max(seq), 0) AS max_seq FROM tokens";
+
+  static final String CREATE_TOKENS = """
+      INSERT INTO tokens (id, seq)
+      SELECT gen_random_uuid(), s FROM generate_series($1::int, $2::int) AS s
+      """;
+
+  static final String READ_SERVICE_STATE = """
+      SELECT running, ack_mode,
+             heartbeat_at + (heartbeat_ms + lease_ttl_ms) * interval '1 millisecond' AS lost_grants_end
+        FROM service_state WHERE id = 1
+      """;
+
+  static final String START_RUN = """
+      INSERT INTO service_state (id, running, ack_mode, lease_ttl_ms, heartbeat_ms, heartbeat_at)
+      VALUES (1, true, $1, $2, $3, now())
+      ON CONFLICT (id) DO UPDATE
+         SET running = true, ack_mode = EXCLUDED.ack_mode, lease_ttl_ms = EXCLUDED.lease_ttl_ms,
+             heartbeat_ms = EXCLUDED.heartbeat_ms, heartbeat_at = now()
+      """;
+
+  static final String HEARTBEAT = "UPDATE service_state SET heartbeat_at = now() WHERE id = 1";
+
+  static final String STOP_RUN = "UPDATE service_state SET running = false, heartbeat_at = now() WHERE id = 1";
+
+  static final String LOAD_TOKENS = """
+      SELECT id, seq, activated_at, released_at, usage_count FROM tokens ORDER BY seq
+      """;
+
+  static final String LOAD_OPEN_LEASES = """
+      SELECT generation, token_id, user_id, started_at, expires_at FROM usages WHERE ended_at IS NULL
+      """;
+
+  static final String LAST_GENERATION = "SELECT coalesce(max(generation), 0) AS g FROM usages";
+
+  /** Closes or re-times usages written by earlier batches. */
+  static final String UPDATE_USAGES = """
+      UPDATE usages AS u
+         SET expires_at = c.expires_at, ended_at = c.ended_at, end_reason = c.end_reason
+        FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[])
+             AS c (generation, expires_at, ended_at, end_reason)
+       WHERE u.generation = c.generation
+      """;
+
+  /** Usages granted in this batch, in their final state; a replay overwrites with the same values. */
+  static final String INSERT_USAGES = """
+      INSERT INTO usages (generation, token_id, user_id, started_at, expires_at, ended_at, end_reason)
+      SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
+                           $6::timestamptz[], $7::text[])
+      ON CONFLICT (generation) DO UPDATE
+         SET expires_at = EXCLUDED.expires_at, ended_at = EXCLUDED.ended_at, end_reason = EXCLUDED.end_reason
+      """;
+
+  static final String UPDATE_TOKENS = """
+      UPDATE tokens AS t
+         SET activated_at = c.activated_at, released_at = c.released_at, usage_count = c.usage_count
+        FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::bigint[])
+             AS c (id, activated_at, released_at, usage_count)
+       WHERE t.id = c.id
+      """;
+
+  static final String TOKEN_USAGES = """
+      SELECT generation, user_id, started_at, ended_at, end_reason
+        FROM usages WHERE token_id = $1
+       ORDER BY started_at DESC, generation DESC
+      """;
+
+  static final String USER_USAGES = """
+      SELECT generation, token_id, started_at, ended_at, end_reason
+        FROM usages
+       WHERE user_id = $1
+         AND ($2::timestamptz IS NULL OR started_at >= $2)
+         AND ($3::timestamptz IS NULL OR started_at < $3)
+         AND ($4::bigint IS NULL OR generation < $4)
+       ORDER BY generation DESC
+       LIMIT $5
+      """;
+
+  static final String PING = "SELECT 1";
+}

@@ -1,0 +1,270 @@
+package dev.tokenlease.persistence;
+
+import dev.tokenlease.config.AckMode;
+import dev.tokenlease.config.AppConfig;
+import dev.tokenlease.config.ConfigException;
+import dev.tokenlease.pool.EndReason;
+import dev.tokenlease.pool.PoolChange;
+import dev.tokenlease.pool.PoolSnapshot;
+import dev.tokenlease.pool.bus.PoolMessages;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.sqlclient.Cursor;
+import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+
+/** Reads and writes tokens and usages through the reactive PostgreSQL client. */
+final class UsageRepository {
+  private static final int LOAD_FETCH_SIZE = 10_000;
+
+  private final Pool pg;
+
+  UsageRepository(Pool pg) {
+    this.pg = pg;
+  }
+
+  /** Creates tokens until the table holds {@code poolSize}; refuses to shrink. */
+  Future<Void> ensureTokens(int poolSize) {
+    return pg.query(Sql.COUNT_TOKENS).execute().compose(rows -> {
+      Row row = rows.iterator().next();
+      long count = row.getLong("n");
+      int maxSeq = row.getInteger("max_seq");
+      if (count > poolSize) {
+        return Future.failedFuture(new ConfigException(AppConfig.POOL_SIZE + ": the database already holds "
+            + count + " tokens; the pool cannot shrink to " + poolSize));
+      }
+      if (count == poolSize) {
+        return Future.succeededFuture();
+      }
+      return pg.preparedQuery(Sql.CREATE_TOKENS)
+          .execute(Tuple.of(maxSeq + 1, maxSeq + (int) (poolSize - count)))
+          .mapEmpty();
+    });
+  }
+
+  /**
+   * Records that an instance runs now and returns until when activations must wait: after an
+   * unclean stop in memory mode, one lease TTL past the last sign of life; otherwise no wait.
+   */
+  Future<Long> startRun(AckMode mode, long leaseTtlMillis, long heartbeatMillis) {
+    return pg.query(Sql.READ_SERVICE_STATE).execute().compose(rows -> {
+      long blockedUntil = PoolChange.NO_TIME;
+      if (rows.size() > 0) {
+        Row previous = rows.iterator().next();
+        if (previous.getBoolean("running") && "memory".equals(previous.getString("ack_mode"))) {
+          blockedUntil = millis(previous.getOffsetDateTime("lost_grants_end"));
+        }
+      }
+      long result = blockedUntil;
+      return pg.preparedQuery(Sql.START_RUN)
+          .execute(Tuple.of(mode.name().toLowerCase(Locale.ROOT), leaseTtlMillis, heartbeatMillis))
+          .map(result);
+    });
+  }
+
+  Future<Void> heartbeat() {
+    return pg.query(Sql.HEARTBEAT).execute().mapEmpty();
+  }
+
+  Future<Void> stopRun() {
+    return pg.query(Sql.STOP_RUN).execute().mapEmpty();
+  }
+
+  Future<Void> ping() {
+    return pg.query(Sql.PING).execute().mapEmpty();
+  }
+
+  Future<PoolSnapshot> loadSnapshot(long activationsBlockedUntil) {
+    return pg.withTransaction(conn -> loadTokens(conn).compose(tokens ->
+        conn.query(Sql.LOAD_OPEN_LEASES).execute().compose(leaseRows -> {
+          List<PoolSnapshot.StoredLease> leases = new ArrayList<>(leaseRows.size());
+          for (Row row : leaseRows) {
+            leases.add(new PoolSnapshot.StoredLease(row.getLong("generation"), row.getUUID("token_id"),
+                row.getUUID("user_id"), millis(row.getOffsetDateTime("started_at")),
+                millis(row.getOffsetDateTime("expires_at"))));
+          }
+          return conn.query(Sql.LAST_GENERATION).execute().map(g -> new PoolSnapshot(tokens, leases,
+              g.iterator().next().getLong("g"), activationsBlockedUntil));
+        })));
+  }
+
+  private Future<List<PoolSnapshot.StoredToken>> loadTokens(SqlConnection conn) {
+    return conn.prepare(Sql.LOAD_TOKENS).compose(statement -> {
+      Cursor cursor = statement.cursor();
+      List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
+      Promise<List<PoolSnapshot.StoredToken>> done = Promise.promise();
+      readTokens(cursor, tokens, done);
+      return done.future().eventually(cursor::close);
+    });
+  }
+
+  private void readTokens(Cursor cursor, List<PoolSnapshot.StoredToken> into, Promise<List<PoolSnapshot.StoredToken>> done) {
+    cursor.read(LOAD_FETCH_SIZE).onFailure(done::fail).onSuccess(rows -> {
+      for (Row row : rows) {
+        into.add(new PoolSnapshot.StoredToken(row.getUUID("id"), row.getInteger("seq"),
+            millis(row.getOffsetDateTime("activated_at")), millis(row.getOffsetDateTime("released_at")),
+            row.getLong("usage_count")));
+      }
+      if (cursor.hasMore()) {
+        readTokens(cursor, into, done);
+      } else {
+        done.complete(into);
+      }
+    });
+  }
+
+  /**
+   * Writes a batch of changes in one transaction: usages from earlier batches first (closing them
+   * frees their token for the partial unique index), then usages granted in this batch, then the
+   * tokens' counters. Only the last change per usage and per token is written; all values are
+   * absolute, so replaying a batch is harmless.
+   */
+  Future<Void> write(List<PoolChange> changes) {
+    Map<Long, PoolChange> usages = new LinkedHashMap<>();
+    Map<Long, Boolean> granted = new LinkedHashMap<>();
+    Map<UUID, PoolChange> tokens = new LinkedHashMap<>();
+    for (PoolChange change : changes) {
+      usages.put(change.generation(), change);
+      if (change.kind() == PoolChange.Kind.GRANTED) {
+        granted.put(change.generation(), Boolean.TRUE);
+      }
+      tokens.put(change.tokenId(), change);
+    }
+    List<PoolChange> updated = new ArrayList<>();
+    List<PoolChange> inserted = new ArrayList<>();
+    for (PoolChange change : usages.values()) {
+      (granted.containsKey(change.generation()) ? inserted : updated).add(change);
+    }
+    return pg.withTransaction(conn -> {
+      List<Future<?>> statements = new ArrayList<>(3);
+      // Queued on one connection, these run in order without waiting for each other's replies.
+      if (!updated.isEmpty()) {
+        statements.add(conn.preparedQuery(Sql.UPDATE_USAGES).execute(updateTuple(updated)));
+      }
+      if (!inserted.isEmpty()) {
+        statements.add(conn.preparedQuery(Sql.INSERT_USAGES).execute(insertTuple(inserted)));
+      }
+      statements.add(conn.preparedQuery(Sql.UPDATE_TOKENS).execute(tokenTuple(tokens.values())));
+      return Future.all(statements).mapEmpty();
+    });
+  }
+
+  private static Tuple updateTuple(List<PoolChange> changes) {
+    int n = changes.size();
+    Long[] generations = new Long[n];
+    OffsetDateTime[] expires = new OffsetDateTime[n];
+    OffsetDateTime[] ended = new OffsetDateTime[n];
+    String[] reasons = new String[n];
+    for (int i = 0; i < n; i++) {
+      PoolChange c = changes.get(i);
+      generations[i] = c.generation();
+      expires[i] = time(c.expiresAtMillis());
+      ended[i] = time(c.endedAtMillis());
+      reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
+    }
+    return Tuple.tuple().addArrayOfLong(generations).addArrayOfOffsetDateTime(expires)
+        .addArrayOfOffsetDateTime(ended).addArrayOfString(reasons);
+  }
+
+  private static Tuple insertTuple(List<PoolChange> changes) {
+    int n = changes.size();
+    Long[] generations = new Long[n];
+    UUID[] tokenIds = new UUID[n];
+    UUID[] userIds = new UUID[n];
+    OffsetDateTime[] started = new OffsetDateTime[n];
+    OffsetDateTime[] expires = new OffsetDateTime[n];
+    OffsetDateTime[] ended = new OffsetDateTime[n];
+    String[] reasons = new String[n];
+    for (int i = 0; i < n; i++) {
+      PoolChange c = changes.get(i);
+      generations[i] = c.generation();
+      tokenIds[i] = c.tokenId();
+      userIds[i] = c.userId();
+      started[i] = time(c.startedAtMillis());
+      expires[i] = time(c.expiresAtMillis());
+      ended[i] = time(c.endedAtMillis());
+      reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
+    }
+    return Tuple.tuple().addArrayOfLong(generations).addArrayOfUUID(tokenIds).addArrayOfUUID(userIds)
+        .addArrayOfOffsetDateTime(started).addArrayOfOffsetDateTime(expires)
+        .addArrayOfOffsetDateTime(ended).addArrayOfString(reasons);
+  }
+
+  private static Tuple tokenTuple(java.util.Collection<PoolChange> changes) {
+    int n = changes.size();
+    UUID[] ids = new UUID[n];
+    OffsetDateTime[] activated = new OffsetDateTime[n];
+    OffsetDateTime[] released = new OffsetDateTime[n];
+    Long[] counts = new Long[n];
+    int i = 0;
+    for (PoolChange c : changes) {
+      ids[i] = c.tokenId();
+      activated[i] = time(c.tokenActivatedAtMillis());
+      released[i] = time(c.tokenReleasedAtMillis());
+      counts[i] = c.tokenUsageCount();
+      i++;
+    }
+    return Tuple.tuple().addArrayOfUUID(ids).addArrayOfOffsetDateTime(activated)
+        .addArrayOfOffsetDateTime(released).addArrayOfLong(counts);
+  }
+
+  Future<PoolMessages.TokenUsageList> tokenUsages(UUID tokenId) {
+    return pg.preparedQuery(Sql.TOKEN_USAGES).execute(Tuple.of(tokenId)).map(rows -> {
+      List<PoolMessages.Usage> usages = new ArrayList<>(rows.size());
+      for (Row row : rows) {
+        usages.add(usage(row, tokenId, row.getUUID("user_id")));
+      }
+      return new PoolMessages.TokenUsageList(tokenId, usages);
+    });
+  }
+
+  Future<PoolMessages.UserUsagePage> userUsages(PoolMessages.UserUsages query) {
+    Tuple params = Tuple.of(query.userId(), offset(query.from()), offset(query.to()),
+        query.beforeGeneration(), query.limit() + 1);
+    return pg.preparedQuery(Sql.USER_USAGES).execute(params).map(rows -> page(query, rows));
+  }
+
+  private static PoolMessages.UserUsagePage page(PoolMessages.UserUsages query, RowSet<Row> rows) {
+    List<PoolMessages.Usage> usages = new ArrayList<>(Math.min(rows.size(), query.limit()));
+    for (Row row : rows) {
+      if (usages.size() == query.limit()) {
+        return new PoolMessages.UserUsagePage(query.userId(), usages,
+            usages.get(usages.size() - 1).generation());
+      }
+      usages.add(usage(row, row.getUUID("token_id"), query.userId()));
+    }
+    return new PoolMessages.UserUsagePage(query.userId(), usages, null);
+  }
+
+  private static PoolMessages.Usage usage(Row row, UUID tokenId, UUID userId) {
+    String reason = row.getString("end_reason");
+    OffsetDateTime ended = row.getOffsetDateTime("ended_at");
+    return new PoolMessages.Usage(row.getLong("generation"), tokenId, userId,
+        row.getOffsetDateTime("started_at").toInstant(), ended == null ? null : ended.toInstant(),
+        reason == null ? null : EndReason.fromWireName(reason));
+  }
+
+  private static OffsetDateTime offset(Instant instant) {
+    return instant == null ? null : instant.atOffset(ZoneOffset.UTC);
+  }
+
+  private static OffsetDateTime time(long millis) {
+    return millis == PoolChange.NO_TIME ? null : Instant.ofEpochMilli(millis).atOffset(ZoneOffset.UTC);
+  }
+
+  private static long millis(OffsetDateTime time) {
+    return time == null ? PoolChange.NO_TIME : time.toInstant().toEpochMilli();
+  }
+}

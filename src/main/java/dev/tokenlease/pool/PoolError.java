@@ -1,0 +1,40 @@
+package dev.tokenlease.pool;
+
+/**
+ * Failures of pool operations. The code travels as a {@code ReplyException} failure code on the
+ * event bus and is mapped to an HTTP status in one place.
+ */
+public enum PoolError {
+  BAD_REQUEST(400, "bad_request"),
+  NOT_FOUND(404, "not_found"),
+  CONFLICT(409, "conflict"),
+  INTERNAL(500, "internal_server_error"),
+  UNAVAILABLE(503, "unavailable");
+
+  private final int code;
+  private final String status;
+
+  PoolError(int code, String status) {
+    this.code = code;
+    this.status = status;
+  }
+
+  /** The failure code on the event bus; equal to the HTTP status it maps to. */
+  public int code() {
+    return code;
+  }
+
+  /** The {@code status} field of the JSON error body. */
+  public String status() {
+    return status;
+  }
+
+  public static PoolError fromCode(int code) {
+    for (PoolError error : values()) {
+      if (error.code == code) {
+        return error;
+      }
+    }
+    return INTERNAL;
+  }
+}

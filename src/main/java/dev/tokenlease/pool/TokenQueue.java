@@ -1,0 +1,46 @@
+package dev.tokenlease.pool;
+
+/** An intrusive doubly linked FIFO of tokens: O(1) append, removal and head access. */
+final class TokenQueue {
+  private Token head;
+  private Token tail;
+  private int size;
+
+  Token head() {
+    return head;
+  }
+
+  int size() {
+    return size;
+  }
+
+  void append(Token token) {
+    token.prev = tail;
+    token.next = null;
+    token.queue = this;
+    if (tail == null) {
+      head = token;
+    } else {
+      tail.next = token;
+    }
+    tail = token;
+    size++;
+  }
+
+  void remove(Token token) {
+    if (token.prev == null) {
+      head = token.next;
+    } else {
+      token.prev.next = token.next;
+    }
+    if (token.next == null) {
+      tail = token.prev;
+    } else {
+      token.next.prev = token.prev;
+    }
+    token.prev = null;
+    token.next = null;
+    token.queue = null;
+    size--;
+  }
+}

@@ -1,0 +1,55 @@
+package dev.tokenlease.pool.bus;
+
+import dev.tokenlease.pool.TokenView;
+import io.vertx.core.Future;
+import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.eventbus.Message;
+
+/** Typed access to the pool over the local event bus, for verticles in the same process. */
+public final class PoolClient {
+  private final EventBus bus;
+
+  public PoolClient(EventBus bus) {
+    this.bus = bus;
+  }
+
+  public Future<TokenView> activate(PoolMessages.Activate request) {
+    return call(PoolAddresses.ACTIVATE, request);
+  }
+
+  public Future<TokenView> release(PoolMessages.Release request) {
+    return call(PoolAddresses.RELEASE, request);
+  }
+
+  public Future<TokenView> renew(PoolMessages.Renew request) {
+    return call(PoolAddresses.RENEW, request);
+  }
+
+  public Future<TokenView> get(PoolMessages.GetToken request) {
+    return call(PoolAddresses.GET, request);
+  }
+
+  public Future<PoolMessages.TokenList> list(PoolMessages.ListTokens request) {
+    return call(PoolAddresses.LIST, request);
+  }
+
+  public Future<PoolMessages.Cleared> clear(PoolMessages.ClearActive request) {
+    return call(PoolAddresses.CLEAR, request);
+  }
+
+  public Future<PoolMessages.TokenUsageList> tokenUsages(PoolMessages.TokenUsages request) {
+    return call(PoolAddresses.TOKEN_USAGES, request);
+  }
+
+  public Future<PoolMessages.UserUsagePage> userUsages(PoolMessages.UserUsages request) {
+    return call(PoolAddresses.USER_USAGES, request);
+  }
+
+  public Future<PoolMessages.StatusReport> status() {
+    return call(PoolAddresses.STATUS, new PoolMessages.PoolStatus());
+  }
+
+  private <R> Future<R> call(String address, Object request) {
+    return bus.<R>request(address, request).map(Message::body);
+  }
+}

@@ -1,0 +1,120 @@
+package dev.tokenlease.pool.bus;
+
+import dev.tokenlease.pool.PoolChange;
+import dev.tokenlease.pool.PoolError;
+import dev.tokenlease.pool.TokenView;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+
+/**
+ * The JSON bodies of the API, shared by HTTP and the {@code tokens.api.*} addresses. Field names and
+ * the timestamp format ({@code 2025-12-19T15:12:02Z}, UTC, whole seconds) follow the contract.
+ */
+public final class PoolJson {
+  private PoolJson() {}
+
+  /** The token object of {@code GET /api/tokens/:id}. */
+  public static JsonObject token(TokenView view) {
+    return listItem(view).put("usage_count", view.usageCount());
+  }
+
+  /** One entry of {@code GET /api/tokens}: the token object without its usage count. */
+  public static JsonObject listItem(TokenView view) {
+    return new JsonObject()
+        .put("token_id", view.tokenId().toString())
+        .put("state", view.state().wireName())
+        .put("current_user_id", view.currentUserId() == null ? null : view.currentUserId().toString())
+        .put("activated_at", timestamp(view.activatedAt()))
+        .put("released_at", timestamp(view.releasedAt()));
+  }
+
+  /** The reply to an activation: the contract's two fields plus the lease's fencing number and end. */
+  public static JsonObject grant(TokenView view) {
+    return new JsonObject()
+        .put("token_id", view.tokenId().toString())
+        .put("user_id", view.currentUserId().toString())
+        .put("generation", view.generation())
+        .put("expires_at", timestamp(view.expiresAt()));
+  }
+
+  /** The reply to release and renew: the token object, the lease's generation and (if open) its end. */
+  public static JsonObject lease(TokenView view) {
+    return token(view).put("generation", view.generation()).put("expires_at", timestamp(view.expiresAt()));
+  }
+
+  public static JsonObject tokenList(PoolMessages.TokenList list) {
+    JsonArray tokens = new JsonArray();
+    for (TokenView view : list.tokens()) {
+      tokens.add(listItem(view));
+    }
+    return new JsonObject().put("tokens", tokens);
+  }
+
+  public static JsonObject cleared(PoolMessages.Cleared cleared) {
+    return new JsonObject().put("cleared_count", cleared.count()).put("status", "ok");
+  }
+
+  public static JsonObject tokenUsages(PoolMessages.TokenUsageList list) {
+    JsonArray usages = new JsonArray();
+    for (PoolMessages.Usage usage : list.usages()) {
+      usages.add(new JsonObject()
+          .put("user_id", usage.userId().toString())
+          .put("started_at", timestamp(usage.startedAt()))
+          .put("ended_at", timestamp(usage.endedAt())));
+    }
+    return new JsonObject().put("token_id", list.tokenId().toString()).put("usages", usages);
+  }
+
+  public static JsonObject userUsages(PoolMessages.UserUsagePage page) {
+    JsonArray usages = new JsonArray();
+    for (PoolMessages.Usage usage : page.usages()) {
+      usages.add(new JsonObject()
+          .put("token_id", usage.tokenId().toString())
+          .put("started_at", timestamp(usage.startedAt()))
+          .put("ended_at", timestamp(usage.endedAt()))
+          .put("end_reason", usage.endReason() == null ? null : usage.endReason().wireName()));
+    }
+    Long next = page.nextBeforeGeneration();
+    return new JsonObject()
+        .put("user_id", page.userId().toString())
+        .put("usages", usages)
+        .put("next_cursor", next == null ? null : PoolMessages.encodeCursor(next));
+  }
+
+  public static JsonObject status(PoolMessages.StatusReport report) {
+    return new JsonObject()
+        .put("status", report.persistenceFailure() == null ? "ok" : "degraded")
+        .put("pool_size", report.size())
+        .put("active", report.active())
+        .put("available", report.available())
+        .put("last_generation", report.lastGeneration())
+        .put("write_backlog", report.backlog())
+        .put("persistence_error", report.persistenceFailure());
+  }
+
+  /** A change as published on {@code tokens.events}. */
+  public static JsonObject event(PoolChange change) {
+    return new JsonObject()
+        .put("type", change.eventType())
+        .put("token_id", change.tokenId().toString())
+        .put("user_id", change.userId().toString())
+        .put("generation", change.generation())
+        .put("started_at", timestamp(change.startedAtMillis()))
+        .put("expires_at", timestamp(change.expiresAtMillis()))
+        .put("ended_at", timestamp(change.endedAtMillis()));
+  }
+
+  public static JsonObject error(PoolError error, String message) {
+    return new JsonObject().put("status", error.status()).put("message", message);
+  }
+
+  public static String timestamp(Instant instant) {
+    return instant == null ? null : instant.truncatedTo(ChronoUnit.SECONDS).toString();
+  }
+
+  private static String timestamp(long millis) {
+    return millis == PoolChange.NO_TIME ? null : timestamp(Instant.ofEpochMilli(millis));
+  }
+}

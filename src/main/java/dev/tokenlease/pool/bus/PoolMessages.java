@@ -1,0 +1,243 @@
+package dev.tokenlease.pool.bus;
+
+import dev.tokenlease.pool.EndReason;
+import dev.tokenlease.pool.PoolChange;
+import dev.tokenlease.pool.PoolError;
+import dev.tokenlease.pool.PoolException;
+import dev.tokenlease.pool.PoolSnapshot;
+import dev.tokenlease.pool.TokenState;
+import dev.tokenlease.pool.TokenView;
+import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.json.JsonObject;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeParseException;
+import java.util.Base64;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * The requests and replies that travel on the local addresses, and their parsing from the JSON
+ * input shape that HTTP and the {@code tokens.api.*} addresses share (so both validate alike and
+ * give the same messages).
+ */
+public final class PoolMessages {
+  private PoolMessages() {}
+
+  public static final int DEFAULT_HISTORY_LIMIT = 50;
+  public static final int MAX_HISTORY_LIMIT = 500;
+
+  public record Activate(UUID userId) {}
+
+  public record Release(UUID tokenId, UUID userId, Long generation) {}
+
+  public record Renew(UUID tokenId, UUID userId, Long generation) {}
+
+  public record GetToken(UUID tokenId) {}
+
+  /** @param state the state to keep, or null for all */
+  public record ListTokens(TokenState state) {}
+
+  public record ClearActive() {}
+
+  public record TokenUsages(UUID tokenId) {}
+
+  /**
+   * @param from inclusive lower bound on {@code started_at}, or null
+   * @param to exclusive upper bound on {@code started_at}, or null
+   * @param beforeGeneration keyset cursor: only usages granted before this one, or null
+   */
+  public record UserUsages(UUID userId, Instant from, Instant to, int limit, Long beforeGeneration) {}
+
+  public record PoolStatus() {}
+
+  public record TokenList(List<TokenView> tokens) {}
+
+  public record Cleared(int count) {}
+
+  public record Usage(
+      long generation, UUID tokenId, UUID userId, Instant startedAt, Instant endedAt, EndReason endReason) {}
+
+  public record TokenUsageList(UUID tokenId, List<Usage> usages) {}
+
+  /** @param nextBeforeGeneration where the next page starts, or null on the last page */
+  public record UserUsagePage(UUID userId, List<Usage> usages, Long nextBeforeGeneration) {}
+
+  public record StatusReport(int size, int active, int available, long lastGeneration, long backlog, String persistenceFailure) {}
+
+  /** A batch of changes for the write-behind queue; the reply comes once they are committed. */
+  public record WriteChanges(List<PoolChange> changes) {}
+
+  public record SnapshotRequest() {}
+
+  /** Lets the local records travel by reference; call once per Vert.x instance, before deploying. */
+  public static void registerCodecs(EventBus bus) {
+    LocalRecordCodec.registerAll(bus,
+        Activate.class, Release.class, Renew.class, GetToken.class, ListTokens.class, ClearActive.class,
+        TokenUsages.class, UserUsages.class, PoolStatus.class, TokenView.class, TokenList.class,
+        Cleared.class, TokenUsageList.class, UserUsagePage.class, StatusReport.class,
+        WriteChanges.class, SnapshotRequest.class, PoolSnapshot.class);
+  }
+
+  // ---- parsing of the JSON input shape ----
+
+  public static Activate activate(JsonObject in) {
+    return new Activate(requiredUuid(in, "user_id"));
+  }
+
+  public static Release release(JsonObject in) {
+    return new Release(requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
+  }
+
+  public static Renew renew(JsonObject in) {
+    return new Renew(requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
+  }
+
+  public static GetToken getToken(JsonObject in) {
+    return new GetToken(requiredUuid(in, "token_id"));
+  }
+
+  public static ListTokens listTokens(JsonObject in) {
+    Object state = in.getValue("state");
+    if (state == null || "".equals(state) || "all".equals(state)) {
+      return new ListTokens(null);
+    }
+    if ("available".equals(state)) {
+      return new ListTokens(TokenState.AVAILABLE);
+    }
+    if ("active".equals(state)) {
+      return new ListTokens(TokenState.ACTIVE);
+    }
+    throw badRequest("Invalid state filter. Must be 'available', 'active', or 'all'.");
+  }
+
+  public static ClearActive clearActive(JsonObject in) {
+    return new ClearActive();
+  }
+
+  public static TokenUsages tokenUsages(JsonObject in) {
+    return new TokenUsages(requiredUuid(in, "token_id"));
+  }
+
+  public static UserUsages userUsages(JsonObject in) {
+    UUID user = requiredUuid(in, "user_id");
+    Instant from = optionalInstant(in, "from");
+    Instant to = optionalInstant(in, "to");
+    if (from != null && to != null && !from.isBefore(to)) {
+      throw badRequest("Invalid range: 'from' must be before 'to'.");
+    }
+    int limit = DEFAULT_HISTORY_LIMIT;
+    Object rawLimit = in.getValue("limit");
+    if (rawLimit != null && !"".equals(rawLimit)) {
+      limit = parseLimit(rawLimit);
+    }
+    return new UserUsages(user, from, to, limit, cursor(in.getValue("cursor")));
+  }
+
+  public static PoolStatus poolStatus(JsonObject in) {
+    return new PoolStatus();
+  }
+
+  /** The opaque {@code next_cursor} for a page that ends just after {@code generation}. */
+  public static String encodeCursor(long generation) {
+    return Base64.getUrlEncoder().withoutPadding()
+        .encodeToString(("g" + generation).getBytes(StandardCharsets.US_ASCII));
+  }
+
+  private static Long cursor(Object raw) {
+    if (raw == null || "".equals(raw)) {
+      return null;
+    }
+    if (raw instanceof String text && text.length() <= 40) {
+      try {
+        String decoded = new String(Base64.getUrlDecoder().decode(text), StandardCharsets.US_ASCII);
+        if (decoded.startsWith("g")) {
+          long generation = Long.parseLong(decoded.substring(1));
+          if (generation > 0) {
+            return generation;
+          }
+        }
+      } catch (IllegalArgumentException e) {
+        // reported below (NumberFormatException is an IllegalArgumentException)
+      }
+    }
+    throw badRequest("Invalid cursor. Pass the next_cursor of a previous page unchanged.");
+  }
+
+  private static int parseLimit(Object raw) {
+    long value;
+    try {
+      value = raw instanceof Number n && n.doubleValue() == n.longValue() ? n.longValue()
+          : raw instanceof String s ? Long.parseLong(s) : -1;
+    } catch (NumberFormatException e) {
+      value = -1;
+    }
+    if (value < 1 || value > MAX_HISTORY_LIMIT) {
+      throw badRequest("Invalid limit. Must be an integer from 1 to " + MAX_HISTORY_LIMIT + ".");
+    }
+    return (int) value;
+  }
+
+  private static Instant optionalInstant(JsonObject in, String field) {
+    Object raw = in.getValue(field);
+    if (raw == null || "".equals(raw)) {
+      return null;
+    }
+    if (raw instanceof String text && text.length() <= 64) {
+      try {
+        return OffsetDateTime.parse(text).toInstant();
+      } catch (DateTimeParseException e) {
+        // reported below
+      }
+    }
+    throw badRequest("Invalid " + field + ". Must be an ISO-8601 instant such as 2025-12-19T15:12:02Z.");
+  }
+
+  private static Long generation(JsonObject in) {
+    Object raw = in.getValue("generation");
+    if (raw == null) {
+      return null;
+    }
+    if ((raw instanceof Integer || raw instanceof Long) && ((Number) raw).longValue() > 0) {
+      return ((Number) raw).longValue();
+    }
+    throw badRequest("Invalid generation. Must be a positive integer.");
+  }
+
+  /**
+   * A required UUID field. Absent, null or empty is "missing"; anything that is not a UUID string
+   * in the 8-4-4-4-12 hex form (any letter case) is "invalid format".
+   */
+  static UUID requiredUuid(JsonObject in, String field) {
+    Object raw = in.getValue(field);
+    if (raw == null || "".equals(raw)) {
+      throw badRequest("Missing required parameter: " + field);
+    }
+    if (raw instanceof String text && isUuid(text)) {
+      return UUID.fromString(text);
+    }
+    throw badRequest("Invalid " + field + " format. Must be a valid UUID.");
+  }
+
+  static boolean isUuid(String text) {
+    if (text.length() != 36) {
+      return false;
+    }
+    for (int i = 0; i < 36; i++) {
+      char c = text.charAt(i);
+      if (i == 8 || i == 13 || i == 18 || i == 23) {
+        if (c != '-') {
+          return false;
+        }
+      } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static PoolException badRequest(String message) {
+    return new PoolException(PoolError.BAD_REQUEST, message);
+  }
+}
