@@ -75,6 +75,11 @@ public final class TokenService implements AutoCloseable {
     return port;
   }
 
+  /** The service's Vert.x instance, for callers that use the event-bus API in the same process. */
+  public Vertx vertx() {
+    return vertx;
+  }
+
   /** Stops taking requests, answers those in flight, writes every pending change, then exits. */
   @Override
   public synchronized void close() {

@@ -12,7 +12,7 @@ import java.util.concurrent.CompletableFuture;
 
 /** A small blocking (or async) HTTP client for black-box tests of the running service. */
 public final class Http {
-  private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  private final HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
   private final String base;
   private final int port;
 

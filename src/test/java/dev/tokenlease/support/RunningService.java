@@ -55,6 +55,10 @@ public final class RunningService implements AutoCloseable {
     return service.port();
   }
 
+  public io.vertx.core.Vertx vertx() {
+    return service.vertx();
+  }
+
   @Override
   public void close() {
     service.close();

@@ -54,6 +54,11 @@ public final class TestDatabase {
         o.getUser(), o.getPassword());
   }
 
+  /** The URL of the server's maintenance database, for statements about other databases. */
+  public static synchronized String adminUrl() {
+    return server();
+  }
+
   private static void admin(String sql) {
     execute(server(), sql);
   }

@@ -1,0 +1,69 @@
+package dev.tokenlease.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+@DisplayName("Configuration")
+class AppConfigTest {
+
+  private static JsonObject defaults() throws Exception {
+    return new JsonObject(Files.readString(Path.of("conf/config.json")));
+  }
+
+  @Test
+  @DisplayName("conf/config.json holds every default the service documents")
+  void defaultsFile() throws Exception {
+    assertThat(defaults().fieldNames()).containsExactlyInAnyOrderElementsOf(AppConfig.KEYS);
+    AppConfig config = AppConfig.fromJson(defaults());
+    assertThat(config.httpPort()).isEqualTo(4000);
+    assertThat(config.pgUrl()).isNull();
+    assertThat(config.poolSize()).isEqualTo(100);
+    assertThat(config.leaseTtl()).isEqualTo(Duration.ofMinutes(2));
+    assertThat(config.sweepInterval()).isEqualTo(Duration.ofSeconds(30));
+    assertThat(config.ackMode()).isEqualTo(AckMode.DURABLE);
+    assertThat(config.dataDir()).isEqualTo(Path.of(System.getProperty("user.home"), ".local", "share", "token-service"));
+  }
+
+  @Test
+  @DisplayName("the loader reads the file, and later stores (system properties, then overrides) win")
+  void storeOrder() throws Exception {
+    Vertx vertx = Vertx.vertx();
+    try {
+      System.setProperty("TOKENS_POOL_SIZE", "7");
+      AppConfig config = ConfigLoader.load(vertx, new JsonObject().put("TOKENS_PERSISTENCE_ACK", "memory"))
+          .toCompletionStage().toCompletableFuture().get();
+      assertThat(config.poolSize()).isEqualTo(7);
+      assertThat(config.ackMode()).isEqualTo(AckMode.MEMORY);
+      assertThat(config.httpPort()).isEqualTo(4000);
+    } finally {
+      System.clearProperty("TOKENS_POOL_SIZE");
+      vertx.close();
+    }
+  }
+
+  @ParameterizedTest(name = "{0}={1}")
+  @CsvSource({
+      "TOKENS_HTTP_PORT, 70000", "TOKENS_HTTP_PORT, abc", "TOKENS_POOL_SIZE, 0", "TOKENS_POOL_SIZE, -5",
+      "TOKENS_POOL_LEASE_TTL, 2 minutes", "TOKENS_POOL_LEASE_TTL, PT0S", "TOKENS_POOL_LEASE_TTL, -PT1M",
+      "TOKENS_POOL_SWEEP_INTERVAL, soon", "TOKENS_PERSISTENCE_ACK, sometimes", "TOKENS_PG_URL, mysql://x",
+      "TOKENS_PERSISTENCE_QUEUE_CAPACITY, 0"})
+  @DisplayName("a bad value stops start-up with one line naming the variable")
+  void badValues(String key, String value) throws Exception {
+    JsonObject json = defaults().put(key, value);
+    assertThatThrownBy(() -> AppConfig.fromJson(json))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith(key + ": ")
+        .hasMessageContaining(value.trim())
+        .satisfies(e -> assertThat(e.getMessage()).doesNotContain("\n"));
+  }
+}
