@@ -39,6 +39,8 @@ public final class Main {
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       LOG.info("Shutting down");
       service.close();
+      // Everything is written: report a clean stop (exit 0) rather than the JVM's 143 for SIGTERM.
+      Runtime.getRuntime().halt(0);
     }, "shutdown"));
   }
 

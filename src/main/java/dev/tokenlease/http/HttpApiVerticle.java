@@ -7,7 +7,6 @@ import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.ext.web.Router;
-import io.vertx.ext.web.handler.BodyHandler;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -18,6 +17,7 @@ import java.util.concurrent.TimeUnit;
 public final class HttpApiVerticle extends VerticleBase {
   /** Request bodies above this size get 413; every valid request body is far smaller. */
   public static final long BODY_LIMIT = 64 * 1024;
+  private static final int IDLE_TIMEOUT_SECONDS = 30;
 
   private final int port;
   private HttpServer server;
@@ -29,14 +29,15 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     Router router = Router.router(vertx);
-    router.route().handler(BodyHandler.create(false).setBodyLimit(BODY_LIMIT));
+    router.route().handler(new JsonBodyHandler(BODY_LIMIT));
     List<TokenRoutes.Declared> declared = new TokenRoutes(new PoolClient(vertx.eventBus())).mount(router);
     ApiError errors = new ApiError(declared, BODY_LIMIT);
     router.route().failureHandler(errors);
     for (int status : new int[] {400, 404, 405, 413, 500}) {
       router.errorHandler(status, errors.forStatus(status));
     }
-    server = vertx.createHttpServer(new HttpServerOptions().setPort(port))
+    // Idle connections (half-sent requests included) are closed rather than held forever.
+    server = vertx.createHttpServer(new HttpServerOptions().setPort(port).setIdleTimeout(IDLE_TIMEOUT_SECONDS))
         .requestHandler(router)
         .invalidRequestHandler(request -> request.response()
             .setStatusCode(400)

@@ -8,8 +8,6 @@ import dev.tokenlease.pool.bus.PoolMessages;
 import io.vertx.core.Handler;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
-import io.vertx.core.json.DecodeException;
-import io.vertx.core.json.Json;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
@@ -109,20 +107,11 @@ final class TokenRoutes {
 
   /** The request body as a JSON object; an empty body counts as {@code {}}. */
   private static JsonObject body(RoutingContext ctx) {
-    Buffer buffer = ctx.body().buffer();
-    if (buffer == null || buffer.toString().isBlank()) {
+    Buffer buffer = JsonBodyHandler.body(ctx);
+    if (buffer.length() == 0 || buffer.toString().isBlank()) {
       return new JsonObject();
     }
-    Object parsed;
-    try {
-      parsed = Json.decodeValue(buffer);
-    } catch (DecodeException e) {
-      throw new PoolException(PoolError.BAD_REQUEST, "Request body must be valid JSON.");
-    }
-    if (parsed instanceof JsonObject object) {
-      return object;
-    }
-    throw new PoolException(PoolError.BAD_REQUEST, "Request body must be a JSON object.");
+    return StrictJson.object(buffer);
   }
 
   private static JsonObject path(RoutingContext ctx, JsonObject input, String name) {

@@ -14,11 +14,12 @@ public final class Migrations {
 
   public static void migrate(PgConnectOptions options) {
     String jdbcUrl = "jdbc:postgresql://" + options.getHost() + ":" + options.getPort() + "/" + options.getDatabase();
-    MigrateResult result = Flyway.configure()
+    Flyway flyway = Flyway.configure()
         .dataSource(jdbcUrl, options.getUser(), options.getPassword())
         .locations("classpath:db/migration")
-        .load()
-        .migrate();
-    LOG.info("Schema at version {} ({} migrations applied now)", result.targetSchemaVersion, result.migrationsExecuted);
+        .load();
+    MigrateResult result = flyway.migrate();
+    LOG.info("Schema at version {} ({} migrations applied now)",
+        flyway.info().current().getVersion(), result.migrationsExecuted);
   }
 }

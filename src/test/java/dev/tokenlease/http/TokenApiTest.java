@@ -503,6 +503,58 @@ class TokenApiTest {
     }
 
     @Test
+    @DisplayName("form and multipart content types are read as JSON bodies, never decoded as forms")
+    void formContentTypes() {
+      for (String type : List.of("application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain")) {
+        for (String method : List.of("GET", "OPTIONS", "TRACE")) {
+          Response response = http.raw(method + " /api/tokens HTTP/1.1\r\nHost: x\r\nContent-Type: " + type
+              + "\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=b");
+          assertThat(response.status()).as(method + " " + type).isIn(200, 405);
+          assertThat(response.json().containsKey("status") || response.json().containsKey("tokens")).isTrue();
+        }
+        Response post = http.raw("POST /api/tokens/activate HTTP/1.1\r\nHost: x\r\nContent-Type: " + type
+            + "\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=b");
+        assertError(post, 400, "bad_request", "Request body must be valid JSON.");
+      }
+    }
+
+    @Test
+    @DisplayName("a malformed query string is refused on every method, before anything changes")
+    void malformedQueryOnPost() {
+      String before = http.get("/api/tokens?state=active").raw();
+      String body = userBody(newUser());
+      Response response = http.raw("POST /api/tokens/activate?x=%ZZ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+          + "\r\nContent-Length: " + body.length() + "\r\nConnection: close\r\n\r\n" + body);
+      assertError(response, 400, "bad_request", null);
+      assertThat(http.get("/api/tokens?state=active").raw()).isEqualTo(before);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        "{\"user_id\":\"bad\",\"user_id\":\"550e8400-e29b-41d4-a716-446655440000\"}",
+        "{/*c*/\"user_id\":\"550e8400-e29b-41d4-a716-446655440000\"}",
+        "{\"user_id\":\"550e8400-e29b-41d4-a716-446655440000\"} // trailing",
+        "{'user_id':'550e8400-e29b-41d4-a716-446655440000'}"})
+    @DisplayName("only strict JSON is accepted: no duplicate keys, comments or single quotes")
+    void strictJson(String body) {
+      assertError(http.post("/api/tokens/activate", body), 400, "bad_request", "Request body must be valid JSON.");
+    }
+
+    @Test
+    @DisplayName("broken chunked framing never activates anything")
+    void brokenChunks() {
+      String before = http.get("/api/tokens?state=active").raw();
+      try {
+        Response response = http.raw("POST /api/tokens/activate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+            + "\r\nContent-Type: application/json\r\n\r\nzz\r\nabc\r\n0\r\n\r\n");
+        assertError(response, 400, "bad_request", null);
+      } catch (RuntimeException closedWithoutAnswer) {
+        // Netty may close the connection on a framing error before a response can be written.
+      }
+      assertThat(http.get("/api/tokens?state=active").raw()).isEqualTo(before);
+    }
+
+    @Test
     @DisplayName("the health endpoint reports the pool and the write-behind queue")
     void health() {
       JsonObject health = http.get("/api/health").json();
