@@ -1,0 +1,355 @@
+package dev.tokenlease.bench;
+
+import dev.tokenlease.support.Http;
+import dev.tokenlease.support.RunningService;
+import dev.tokenlease.support.ServiceProcess;
+import dev.tokenlease.support.TestDatabase;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.HdrHistogram.Histogram;
+
+/**
+ * Measures, in one run on one machine, activation throughput and latency of the service against
+ * the ceiling of its HTTP stack and against the seed's database-locking design, then a mixed load
+ * and pool sizes up to a million tokens. Every server runs as its own process, started and stopped
+ * here; load comes from wrk (closed loop, maximum throughput) and from {@link OpenLoopLoad} at half
+ * of each server's maximum (latency, corrected for coordinated omission).
+ *
+ * <p>Run: {@code mvn -B -Pbench -DskipTests package} (add {@code -Dbench.args=--quick} for a run
+ * under three minutes). Results: a table on stdout and {@code target/bench/bench.md}, {@code .json}.
+ */
+public final class Benchmark {
+  private record Settings(Duration warmup, Duration closed, Duration open, List<Integer> poolSizes, String name,
+      List<String> only) {
+    boolean runs(String scenario) {
+      return only.isEmpty() || only.contains(scenario);
+    }
+  }
+
+  private record Scenario(String name, String description, double maxRps, long failures, double halfRate,
+      double p50, double p99, double p999, long halfErrors) {}
+
+  private record Scale(int tokens, double rps, long heapUsedBytes, double heapBytesPerToken,
+      double firstStartSeconds, double restartSeconds) {}
+
+  private static final int WRK_THREADS = 2;
+  private static final int CONNECTIONS = 64;
+  private static final int DBLOCK_CONNECTIONS = 8;
+
+  private final Settings settings;
+  private final Path out = Path.of("target", "bench");
+  private final int cores = Runtime.getRuntime().availableProcessors();
+  private final List<Scenario> scenarios = new ArrayList<>();
+  private final List<Scale> scales = new ArrayList<>();
+
+  private Benchmark(Settings settings) {
+    this.settings = settings;
+  }
+
+  public static void main(String[] args) throws Exception {
+    List<String> words = new ArrayList<>();
+    for (String arg : args) {
+      words.addAll(List.of(arg.trim().split("\\s+")));
+    }
+    boolean quick = words.contains("--quick") || words.contains("quick");
+    // --only=noop,memory,durable,dblock,mixed,scale runs a subset (while tuning); the default runs all.
+    List<String> only = words.stream().filter(w -> w.startsWith("--only="))
+        .flatMap(w -> List.of(w.substring(7).split(",")).stream()).toList();
+    Settings settings = quick
+        ? new Settings(Duration.ofSeconds(3), Duration.ofSeconds(6), Duration.ofSeconds(5), List.of(100, 10_000, 1_000_000), "quick", only)
+        : new Settings(Duration.ofSeconds(8), Duration.ofSeconds(20), Duration.ofSeconds(15), List.of(100, 10_000, 1_000_000), "full", only);
+    Instant started = Instant.now();
+    Benchmark bench = new Benchmark(settings);
+    bench.run();
+    bench.report(Duration.between(started, Instant.now()));
+    System.exit(0);
+  }
+
+  private void run() throws Exception {
+    Files.createDirectories(out);
+    Path activate = write("activate.lua", Wrk.activateScript());
+    if (settings.runs("noop")) {
+      noop(activate);
+    }
+    for (String ack : List.of("memory", "durable")) {
+      if (settings.runs(ack)) {
+        activation(ack, activate);
+      }
+    }
+    if (settings.runs("dblock")) {
+      dblock(activate);
+    }
+    if (settings.runs("mixed")) {
+      mixed();
+    }
+    if (settings.runs("scale")) {
+      for (int size : settings.poolSizes()) {
+        scale(size, activate);
+      }
+    }
+  }
+
+  private void noop(Path activate) throws Exception {
+    log("ceiling: no-op route on the same HTTP stack");
+    try (Child noop = Child.benchServer("noop", List.of())) {
+      scenarios.add(measure("noop", "no-op route, same stack, same reply size", noop.port(), activate, this::activation));
+    }
+  }
+
+  private void activation(String ack, Path activate) throws Exception {
+    log("activate, " + ack + " acknowledgments, pool of 100 (full: every activation evicts)");
+    String database = TestDatabase.create();
+    try (ServiceProcess service = ServiceProcess.launch(Map.of("TOKENS_PG_URL", database,
+        "TOKENS_PERSISTENCE_ACK", ack, "TOKENS_POOL_SIZE", "100")).awaitReady(Duration.ofSeconds(120))) {
+      scenarios.add(measure(ack, "activate, " + ack + " ack, pool full", service.port(), activate, this::activation));
+      service.terminate(Duration.ofSeconds(60));
+    } finally {
+      TestDatabase.drop(database);
+    }
+  }
+
+  private void dblock(Path activate) throws Exception {
+    log("baseline: one PostgreSQL transaction with row locks per activation");
+    String dblockDb = TestDatabase.create();
+    try (Child dblock = Child.benchServer("dblock", List.of(dblockDb, "100", Integer.toString(DBLOCK_CONNECTIONS)))) {
+      scenarios.add(measure("dblock", "seed design: FOR UPDATE SKIP LOCKED per activation, "
+          + DBLOCK_CONNECTIONS + " connections", dblock.port(), activate, this::activation));
+    } finally {
+      TestDatabase.drop(dblockDb);
+    }
+  }
+
+  private void mixed() throws Exception {
+    log("mixed: 80 % GET token, 15 % activate, 5 % usages (durable)");
+    String database = TestDatabase.create();
+    try (ServiceProcess service = ServiceProcess.launch(Map.of("TOKENS_PG_URL", database, "TOKENS_POOL_SIZE", "100"))
+        .awaitReady(Duration.ofSeconds(120))) {
+      List<String> ids = new ArrayList<>();
+      for (Object token : service.http().get("/api/tokens").array("tokens")) {
+        ids.add(((JsonObject) token).getString("token_id"));
+      }
+      Path script = write("mixed.lua", Wrk.mixedScript(ids));
+      Supplier<OpenLoopLoad.Call> calls = () -> {
+        int roll = ThreadLocalRandom.current().nextInt(100);
+        String id = ids.get(ThreadLocalRandom.current().nextInt(ids.size()));
+        if (roll < 80) {
+          return new OpenLoopLoad.Call(HttpMethod.GET, "/api/tokens/" + id, null);
+        }
+        return roll < 95 ? activation() : new OpenLoopLoad.Call(HttpMethod.GET, "/api/tokens/" + id + "/usages", null);
+      };
+      scenarios.add(measure("mixed", "80 % get, 15 % activate, 5 % usages, durable", service.port(), script, calls));
+      service.terminate(Duration.ofSeconds(60));
+    } finally {
+      TestDatabase.drop(database);
+    }
+  }
+
+  private void scale(int size, Path activate) throws Exception {
+    log("scale: pool of " + size + " tokens (memory ack)");
+    String database = TestDatabase.create();
+    Map<String, String> env = Map.of("TOKENS_PG_URL", database, "TOKENS_PERSISTENCE_ACK", "memory",
+        "TOKENS_POOL_SIZE", Integer.toString(size));
+    try {
+      long launched = System.nanoTime();
+      double firstStart;
+      try (ServiceProcess first = ServiceProcess.launch(env).awaitReady(Duration.ofSeconds(300))) {
+        firstStart = (System.nanoTime() - launched) / 1e9;
+        first.terminate(Duration.ofSeconds(60));
+      }
+      launched = System.nanoTime();
+      try (ServiceProcess service = ServiceProcess.launch(env).awaitReady(Duration.ofSeconds(300))) {
+        double restart = (System.nanoTime() - launched) / 1e9;
+        long heap = heapUsedAfterGc(service.process().pid());
+        Wrk.run(service.port(), activate, settings.warmup(), WRK_THREADS, CONNECTIONS);
+        Wrk.Result result = Wrk.run(service.port(), activate, settings.closed(), WRK_THREADS, CONNECTIONS);
+        Scale base = scales.isEmpty() ? null : scales.get(0);
+        double perToken = base == null ? Double.NaN : (double) (heap - base.heapUsedBytes()) / (size - base.tokens());
+        scales.add(new Scale(size, result.requestsPerSecond(), heap, perToken, firstStart, restart));
+        log(String.format(Locale.ROOT, "  %d tokens: %.0f rps, heap %.1f MB, first start %.1f s, restart %.1f s",
+            size, result.requestsPerSecond(), heap / 1e6, firstStart, restart));
+        service.terminate(Duration.ofSeconds(60));
+      }
+    } finally {
+      TestDatabase.drop(database);
+    }
+  }
+
+  /** Warm up, find the maximum closed-loop rate, then measure latency open-loop at half of it. */
+  private Scenario measure(String name, String description, int port, Path script, Supplier<OpenLoopLoad.Call> calls)
+      throws Exception {
+    Wrk.run(port, script, settings.warmup(), WRK_THREADS, CONNECTIONS);
+    Wrk.Result max = Wrk.run(port, script, settings.closed(), WRK_THREADS, CONNECTIONS);
+    double half = Math.max(100, max.requestsPerSecond() / 2);
+    OpenLoopLoad.run(port, half, Duration.ofSeconds(2), CONNECTIONS, calls);
+    OpenLoopLoad.Result latency = OpenLoopLoad.run(port, half, settings.open(), CONNECTIONS, calls);
+    Histogram h = latency.latencyMicros();
+    Scenario scenario = new Scenario(name, description, max.requestsPerSecond(), max.failures(), half,
+        h.getValueAtPercentile(50) / 1000.0, h.getValueAtPercentile(99) / 1000.0, h.getValueAtPercentile(99.9) / 1000.0,
+        latency.errors());
+    log(String.format(Locale.ROOT, "  %s: max %.0f rps (%d failed); at %.0f rps p50 %.2f ms p99 %.2f ms p99.9 %.2f ms (%d errors)",
+        name, scenario.maxRps(), scenario.failures(), half, scenario.p50(), scenario.p99(), scenario.p999(), scenario.halfErrors()));
+    return scenario;
+  }
+
+  private OpenLoopLoad.Call activation() {
+    return new OpenLoopLoad.Call(HttpMethod.POST, "/api/tokens/activate",
+        Buffer.buffer("{\"user_id\":\"" + UUID.randomUUID() + "\"}"));
+  }
+
+  private static final Pattern HEAP_USED = Pattern.compile("used (\\d+)K");
+
+  /** Heap in use right after a full collection, read with jcmd. */
+  private static long heapUsedAfterGc(long pid) throws IOException, InterruptedException {
+    jcmd(pid, "GC.run");
+    String info = jcmd(pid, "GC.heap_info");
+    Matcher used = HEAP_USED.matcher(info);
+    if (!used.find()) {
+      throw new IllegalStateException("cannot read heap use from:\n" + info);
+    }
+    return Long.parseLong(used.group(1)) * 1024;
+  }
+
+  private static String jcmd(long pid, String command) throws IOException, InterruptedException {
+    Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
+    Process process = new ProcessBuilder(jcmd.toString(), Long.toString(pid), command).redirectErrorStream(true).start();
+    String output = new String(process.getInputStream().readAllBytes());
+    process.waitFor(60, TimeUnit.SECONDS);
+    return output;
+  }
+
+  private Path write(String name, String content) throws IOException {
+    return Files.writeString(out.resolve(name), content);
+  }
+
+  private static void log(String line) {
+    System.out.println("[bench " + Instant.now().toString().substring(11, 19) + "] " + line);
+  }
+
+  private double rps(String name) {
+    return scenarios.stream().filter(s -> s.name().equals(name)).mapToDouble(Scenario::maxRps).findFirst().orElse(Double.NaN);
+  }
+
+  private void report(Duration took) throws IOException {
+    Map<String, Double> ratios = new HashMap<>();
+    ratios.put("memory/noop", rps("memory") / rps("noop"));
+    ratios.put("durable/memory", rps("durable") / rps("memory"));
+    ratios.put("memory/dblock", rps("memory") / rps("dblock"));
+    ratios.put("durable/dblock", rps("durable") / rps("dblock"));
+
+    StringBuilder md = new StringBuilder();
+    md.append("# Benchmark (").append(settings.name()).append(", ").append(Instant.now().toString(), 0, 19).append("Z)\n\n");
+    md.append(String.format(Locale.ROOT, "Machine: %d cores, %s %s, Java %s. wrk -t%d -c%d; open loop %d connections. Took %d s.%n%n",
+        cores, System.getProperty("os.name"), System.getProperty("os.arch"), System.getProperty("java.version"),
+        WRK_THREADS, CONNECTIONS, CONNECTIONS, took.toSeconds()));
+    md.append("| scenario | what | max rps | failed | half-load rps | p50 ms | p99 ms | p99.9 ms | errors |\n");
+    md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (Scenario s : scenarios) {
+      md.append(String.format(Locale.ROOT, "| %s | %s | %.0f | %d | %.0f | %.2f | %.2f | %.2f | %d |%n", s.name(), s.description(),
+          s.maxRps(), s.failures(), s.halfRate(), s.p50(), s.p99(), s.p999(), s.halfErrors()));
+    }
+    md.append("\n| ratio | value | target |\n|---|---:|---|\n");
+    md.append(String.format(Locale.ROOT, "| memory/noop | %.2f | >= 0.70 |%n", ratios.get("memory/noop")));
+    md.append(String.format(Locale.ROOT, "| durable/memory | %.2f | >= 0.50 |%n", ratios.get("durable/memory")));
+    md.append(String.format(Locale.ROOT, "| memory/dblock | %.1f | >= 10 |%n", ratios.get("memory/dblock")));
+    md.append(String.format(Locale.ROOT, "| durable/dblock | %.1f | >= 3 |%n", ratios.get("durable/dblock")));
+    md.append("\n| tokens | activate rps (memory) | heap after GC MB | heap bytes/token | first start s | restart s |\n");
+    md.append("|---:|---:|---:|---:|---:|---:|\n");
+    for (Scale s : scales) {
+      md.append(String.format(Locale.ROOT, "| %d | %.0f | %.1f | %s | %.1f | %.1f |%n", s.tokens(), s.rps(), s.heapUsedBytes() / 1e6,
+          Double.isNaN(s.heapBytesPerToken()) ? "(base)" : String.format(Locale.ROOT, "%.0f", s.heapBytesPerToken()),
+          s.firstStartSeconds(), s.restartSeconds()));
+    }
+    String last = String.format(Locale.ROOT,
+        "bench: noop=%.0f memory=%.0f durable=%.0f dblock=%.0f memory/noop=%.2f durable/memory=%.2f memory/dblock=%.1f durable/dblock=%.1f",
+        rps("noop"), rps("memory"), rps("durable"), rps("dblock"), ratios.get("memory/noop"), ratios.get("durable/memory"),
+        ratios.get("memory/dblock"), ratios.get("durable/dblock"));
+    md.append("\n").append(last).append("\n");
+    Files.writeString(out.resolve("bench.md"), md);
+
+    JsonObject json = new JsonObject().put("mode", settings.name()).put("cores", cores)
+        .put("java", System.getProperty("java.version")).put("seconds", took.toSeconds());
+    JsonArray scenarioJson = new JsonArray();
+    scenarios.forEach(s -> scenarioJson.add(JsonObject.mapFrom(s)));
+    JsonArray scaleJson = new JsonArray();
+    scales.forEach(s -> scaleJson.add(new JsonObject().put("tokens", s.tokens()).put("rps", s.rps())
+        .put("heapUsedBytes", s.heapUsedBytes())
+        .put("heapBytesPerToken", Double.isNaN(s.heapBytesPerToken()) ? null : s.heapBytesPerToken())
+        .put("firstStartSeconds", s.firstStartSeconds()).put("restartSeconds", s.restartSeconds())));
+    JsonObject ratioJson = new JsonObject();
+    ratios.forEach(ratioJson::put);
+    json.put("scenarios", scenarioJson).put("scale", scaleJson).put("ratios", ratioJson).put("summary", last);
+    Files.writeString(out.resolve("bench.json"), json.encodePrettily());
+
+    System.out.println();
+    System.out.println(md);
+    System.out.println(last);
+  }
+
+  /** A bench server process ({@link BenchServer}) on a free port. */
+  private static final class Child implements AutoCloseable {
+    private final Process process;
+    private final int port;
+
+    private Child(Process process, int port) {
+      this.process = process;
+      this.port = port;
+    }
+
+    static Child benchServer(String mode, List<String> extra) throws Exception {
+      int port = RunningService.freePort();
+      List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+          "-cp", System.getProperty("java.class.path"), BenchServer.class.getName(), mode, Integer.toString(port),
+          Integer.toString(Runtime.getRuntime().availableProcessors())));
+      command.addAll(extra);
+      Process process = new ProcessBuilder(command).redirectErrorStream(true)
+          .redirectOutput(Path.of("target", "bench", mode + "-server.log").toFile()).start();
+      Http http = new Http(port);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (System.nanoTime() < deadline) {
+        if (!process.isAlive()) {
+          throw new IllegalStateException(mode + " server exited; see target/bench/" + mode + "-server.log");
+        }
+        try {
+          if (http.post("/api/tokens/activate", "{\"user_id\":\"" + UUID.randomUUID() + "\"}").status() == 200) {
+            return new Child(process, port);
+          }
+        } catch (RuntimeException notYet) {
+          // not listening yet
+        }
+        Thread.sleep(50);
+      }
+      process.destroyForcibly();
+      throw new IllegalStateException(mode + " server did not start");
+    }
+
+    int port() {
+      return port;
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+      process.destroy();
+      if (!process.waitFor(20, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+      }
+    }
+  }
+}
