@@ -30,7 +30,7 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> start() {
     Router router = Router.router(vertx);
     router.route().handler(new JsonBodyHandler(BODY_LIMIT));
-    List<TokenRoutes.Declared> declared = new TokenRoutes(new PoolClient(vertx.eventBus())).mount(router);
+    List<TokenRoutes.Declared> declared = new TokenRoutes(new PoolClient(vertx)).mount(router);
     ApiError errors = new ApiError(declared, BODY_LIMIT);
     router.route().failureHandler(errors);
     for (int status : new int[] {400, 404, 405, 413, 500}) {

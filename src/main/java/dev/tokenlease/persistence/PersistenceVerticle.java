@@ -5,6 +5,7 @@ import dev.tokenlease.config.AppConfig;
 import dev.tokenlease.pool.PoolError;
 import dev.tokenlease.pool.PoolSnapshot;
 import dev.tokenlease.pool.bus.PoolAddresses;
+import dev.tokenlease.pool.bus.PoolJson;
 import dev.tokenlease.pool.bus.PoolMessages;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -54,14 +55,21 @@ public final class PersistenceVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
+    PgConnectOptions options = new PgConnectOptions(connectOptions).setCachePreparedStatements(true);
+    if (config.ackMode() == AckMode.MEMORY) {
+      // Memory mode already acknowledges before writing; waiting for the WAL flush buys nothing.
+      options.addProperty("synchronous_commit", "off");
+    }
     pg = PgBuilder.pool()
         .with(new PoolOptions().setMaxSize(config.pgPoolSize()))
-        .connectingTo(connectOptions)
+        .connectingTo(options)
         .using(vertx)
         .build();
     repository = new UsageRepository(pg);
     boolean memory = config.ackMode() == AckMode.MEMORY;
-    batcher = new WriteBehindBatcher(vertx, repository::write, status, config.batchSize(), !memory);
+    batcher = new WriteBehindBatcher(vertx, repository::write,
+        committed -> vertx.eventBus().publish(PoolAddresses.EVENTS, PoolJson.events(committed)),
+        status, config.batchSize(), !memory);
     return takeInstanceLock()
         .compose(v -> repository.ensureTokens(config.poolSize()))
         .compose(v -> repository.startRun(config.ackMode(), config.leaseTtl().toMillis(), HEARTBEAT_MILLIS))

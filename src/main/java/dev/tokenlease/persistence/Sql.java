@@ -44,30 +44,36 @@ final class Sql {
 
   static final String LAST_GENERATION = "SELECT coalesce(max(generation), 0) AS g FROM usages";
 
-  /** Closes or re-times usages written by earlier batches. */
-  static final String UPDATE_USAGES = """
-      UPDATE usages AS u
-         SET expires_at = c.expires_at, ended_at = c.ended_at, end_reason = c.end_reason
-        FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::text[])
-             AS c (generation, expires_at, ended_at, end_reason)
-       WHERE u.generation = c.generation
-      """;
-
-  /** Usages granted in this batch, in their final state; a replay overwrites with the same values. */
-  static final String INSERT_USAGES = """
-      INSERT INTO usages (generation, token_id, user_id, started_at, expires_at, ended_at, end_reason)
-      SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
-                           $6::timestamptz[], $7::text[])
-      ON CONFLICT (generation) DO UPDATE
-         SET expires_at = EXCLUDED.expires_at, ended_at = EXCLUDED.ended_at, end_reason = EXCLUDED.end_reason
-      """;
-
-  static final String UPDATE_TOKENS = """
-      UPDATE tokens AS t
-         SET activated_at = c.activated_at, released_at = c.released_at, usage_count = c.usage_count
-        FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::bigint[])
-             AS c (id, activated_at, released_at, usage_count)
-       WHERE t.id = c.id
+  /**
+   * One batch in one statement (one round trip, one commit). Usages from earlier batches are closed
+   * or re-timed, usages granted in this batch are inserted in their final state, and the tokens'
+   * counters are set. The one-open-usage-per-token guard is checked at commit, so the order in
+   * which the parts run does not matter. Times travel as epoch milliseconds (null for "not set"),
+   * which encode far cheaper than timestamp arrays.
+   */
+  static final String WRITE_BATCH = """
+      WITH updated AS (
+        UPDATE usages AS u
+           SET expires_at = tokens_ms_to_time(c.expires_ms), ended_at = tokens_ms_to_time(c.ended_ms), end_reason = c.end_reason
+          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[])
+               AS c (generation, expires_ms, ended_ms, end_reason)
+         WHERE u.generation = c.generation
+      ), inserted AS (
+        INSERT INTO usages (generation, token_id, user_id, started_at, expires_at, ended_at, end_reason)
+        SELECT c.generation, c.token_id, c.user_id, tokens_ms_to_time(c.started_ms), tokens_ms_to_time(c.expires_ms), tokens_ms_to_time(c.ended_ms),
+               c.end_reason
+          FROM unnest($5::bigint[], $6::uuid[], $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])
+               AS c (generation, token_id, user_id, started_ms, expires_ms, ended_ms, end_reason)
+        ON CONFLICT (generation) DO UPDATE
+           SET expires_at = EXCLUDED.expires_at, ended_at = EXCLUDED.ended_at, end_reason = EXCLUDED.end_reason
+      ), counted AS (
+        UPDATE tokens AS t
+           SET activated_at = tokens_ms_to_time(c.activated_ms), released_at = tokens_ms_to_time(c.released_ms), usage_count = c.usage_count
+          FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[])
+               AS c (id, activated_ms, released_ms, usage_count)
+         WHERE t.id = c.id
+      )
+      SELECT 1
       """;
 
   static final String TOKEN_USAGES = """

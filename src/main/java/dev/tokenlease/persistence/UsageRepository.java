@@ -19,6 +19,7 @@ import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -126,14 +127,12 @@ final class UsageRepository {
   }
 
   /**
-   * Writes a batch of changes in one transaction: usages from earlier batches first (closing them
-   * frees their token for the partial unique index), then usages granted in this batch, then the
-   * tokens' counters. Only the last change per usage and per token is written; all values are
-   * absolute, so replaying a batch is harmless.
+   * Writes a batch of changes in one statement. Only the last change per usage and per token in the
+   * batch is written; all values are absolute, so replaying a batch is harmless.
    */
   Future<Void> write(List<PoolChange> changes) {
     Map<Long, PoolChange> usages = new LinkedHashMap<>();
-    Map<Long, Boolean> granted = new LinkedHashMap<>();
+    Map<Long, Boolean> granted = new HashMap<>();
     Map<UUID, PoolChange> tokens = new LinkedHashMap<>();
     for (PoolChange change : changes) {
       usages.put(change.generation(), change);
@@ -147,77 +146,72 @@ final class UsageRepository {
     for (PoolChange change : usages.values()) {
       (granted.containsKey(change.generation()) ? inserted : updated).add(change);
     }
-    return pg.withTransaction(conn -> {
-      List<Future<?>> statements = new ArrayList<>(3);
-      // Queued on one connection, these run in order without waiting for each other's replies.
-      if (!updated.isEmpty()) {
-        statements.add(conn.preparedQuery(Sql.UPDATE_USAGES).execute(updateTuple(updated)));
-      }
-      if (!inserted.isEmpty()) {
-        statements.add(conn.preparedQuery(Sql.INSERT_USAGES).execute(insertTuple(inserted)));
-      }
-      statements.add(conn.preparedQuery(Sql.UPDATE_TOKENS).execute(tokenTuple(tokens.values())));
-      return Future.all(statements).mapEmpty();
-    });
+    Tuple params = Tuple.tuple();
+    addUpdated(params, updated);
+    addInserted(params, inserted);
+    addTokens(params, tokens.values());
+    return pg.preparedQuery(Sql.WRITE_BATCH).execute(params).mapEmpty();
   }
 
-  private static Tuple updateTuple(List<PoolChange> changes) {
+  private static void addUpdated(Tuple params, List<PoolChange> changes) {
     int n = changes.size();
     Long[] generations = new Long[n];
-    OffsetDateTime[] expires = new OffsetDateTime[n];
-    OffsetDateTime[] ended = new OffsetDateTime[n];
+    Long[] expires = new Long[n];
+    Long[] ended = new Long[n];
     String[] reasons = new String[n];
     for (int i = 0; i < n; i++) {
       PoolChange c = changes.get(i);
       generations[i] = c.generation();
-      expires[i] = time(c.expiresAtMillis());
-      ended[i] = time(c.endedAtMillis());
+      expires[i] = millis(c.expiresAtMillis());
+      ended[i] = millis(c.endedAtMillis());
       reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
     }
-    return Tuple.tuple().addArrayOfLong(generations).addArrayOfOffsetDateTime(expires)
-        .addArrayOfOffsetDateTime(ended).addArrayOfString(reasons);
+    params.addArrayOfLong(generations).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons);
   }
 
-  private static Tuple insertTuple(List<PoolChange> changes) {
+  private static void addInserted(Tuple params, List<PoolChange> changes) {
     int n = changes.size();
     Long[] generations = new Long[n];
     UUID[] tokenIds = new UUID[n];
     UUID[] userIds = new UUID[n];
-    OffsetDateTime[] started = new OffsetDateTime[n];
-    OffsetDateTime[] expires = new OffsetDateTime[n];
-    OffsetDateTime[] ended = new OffsetDateTime[n];
+    Long[] started = new Long[n];
+    Long[] expires = new Long[n];
+    Long[] ended = new Long[n];
     String[] reasons = new String[n];
     for (int i = 0; i < n; i++) {
       PoolChange c = changes.get(i);
       generations[i] = c.generation();
       tokenIds[i] = c.tokenId();
       userIds[i] = c.userId();
-      started[i] = time(c.startedAtMillis());
-      expires[i] = time(c.expiresAtMillis());
-      ended[i] = time(c.endedAtMillis());
+      started[i] = millis(c.startedAtMillis());
+      expires[i] = millis(c.expiresAtMillis());
+      ended[i] = millis(c.endedAtMillis());
       reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
     }
-    return Tuple.tuple().addArrayOfLong(generations).addArrayOfUUID(tokenIds).addArrayOfUUID(userIds)
-        .addArrayOfOffsetDateTime(started).addArrayOfOffsetDateTime(expires)
-        .addArrayOfOffsetDateTime(ended).addArrayOfString(reasons);
+    params.addArrayOfLong(generations).addArrayOfUUID(tokenIds).addArrayOfUUID(userIds)
+        .addArrayOfLong(started).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons);
   }
 
-  private static Tuple tokenTuple(java.util.Collection<PoolChange> changes) {
+  private static void addTokens(Tuple params, java.util.Collection<PoolChange> changes) {
     int n = changes.size();
     UUID[] ids = new UUID[n];
-    OffsetDateTime[] activated = new OffsetDateTime[n];
-    OffsetDateTime[] released = new OffsetDateTime[n];
+    Long[] activated = new Long[n];
+    Long[] released = new Long[n];
     Long[] counts = new Long[n];
     int i = 0;
     for (PoolChange c : changes) {
       ids[i] = c.tokenId();
-      activated[i] = time(c.tokenActivatedAtMillis());
-      released[i] = time(c.tokenReleasedAtMillis());
+      activated[i] = millis(c.tokenActivatedAtMillis());
+      released[i] = millis(c.tokenReleasedAtMillis());
       counts[i] = c.tokenUsageCount();
       i++;
     }
-    return Tuple.tuple().addArrayOfUUID(ids).addArrayOfOffsetDateTime(activated)
-        .addArrayOfOffsetDateTime(released).addArrayOfLong(counts);
+    params.addArrayOfUUID(ids).addArrayOfLong(activated).addArrayOfLong(released).addArrayOfLong(counts);
+  }
+
+  /** Epoch millis, or null for {@link PoolChange#NO_TIME}. */
+  private static Long millis(long value) {
+    return value == PoolChange.NO_TIME ? null : value;
   }
 
   Future<PoolMessages.TokenUsageList> tokenUsages(UUID tokenId) {
@@ -258,10 +252,6 @@ final class UsageRepository {
 
   private static OffsetDateTime offset(Instant instant) {
     return instant == null ? null : instant.atOffset(ZoneOffset.UTC);
-  }
-
-  private static OffsetDateTime time(long millis) {
-    return millis == PoolChange.NO_TIME ? null : Instant.ofEpochMilli(millis).atOffset(ZoneOffset.UTC);
   }
 
   private static long millis(OffsetDateTime time) {

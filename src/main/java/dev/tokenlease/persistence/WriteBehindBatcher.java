@@ -41,6 +41,7 @@ final class WriteBehindBatcher {
 
   private final Vertx vertx;
   private final Function<List<PoolChange>, Future<Void>> writer;
+  private final Consumer<List<PoolChange>> onCommitted;
   private final PersistenceStatus status;
   private final int maxBatch;
   private final boolean immediate;
@@ -55,13 +56,15 @@ final class WriteBehindBatcher {
   private boolean closing;
 
   /**
+   * @param onCommitted told of every batch once it is committed, in commit order
    * @param immediate write as soon as nothing is in flight (durable mode); otherwise wait for
    *     {@link #tick()}, a full batch, or a reader
    */
-  WriteBehindBatcher(Vertx vertx, Function<List<PoolChange>, Future<Void>> writer, PersistenceStatus status,
-      int maxBatch, boolean immediate) {
+  WriteBehindBatcher(Vertx vertx, Function<List<PoolChange>, Future<Void>> writer,
+      Consumer<List<PoolChange>> onCommitted, PersistenceStatus status, int maxBatch, boolean immediate) {
     this.vertx = vertx;
     this.writer = writer;
+    this.onCommitted = onCommitted;
     this.status = status;
     this.maxBatch = maxBatch;
     this.immediate = immediate;
@@ -126,6 +129,7 @@ final class WriteBehindBatcher {
       inFlight = false;
       if (result.succeeded()) {
         committed(batch, changes.size());
+        onCommitted.accept(changes);
       } else {
         failed(batch, changes.size(), result.cause());
       }

@@ -3,14 +3,21 @@ package dev.tokenlease.pool.bus;
 import dev.tokenlease.pool.TokenView;
 import io.vertx.core.Future;
 import io.vertx.core.eventbus.EventBus;
-import io.vertx.core.eventbus.Message;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 
-/** Typed access to the pool over the local event bus, for verticles in the same process. */
+/**
+ * Typed access to the pool over the local event bus, for verticles in the same process. Answers
+ * come back on the calling verticle's context. There is no timeout: the pool answers every call it
+ * receives, and it is stopped only after the HTTP verticles.
+ */
 public final class PoolClient {
+  private final Vertx vertx;
   private final EventBus bus;
 
-  public PoolClient(EventBus bus) {
-    this.bus = bus;
+  public PoolClient(Vertx vertx) {
+    this.vertx = vertx;
+    this.bus = vertx.eventBus();
   }
 
   public Future<TokenView> activate(PoolMessages.Activate request) {
@@ -49,7 +56,10 @@ public final class PoolClient {
     return call(PoolAddresses.STATUS, new PoolMessages.PoolStatus());
   }
 
+  @SuppressWarnings("unchecked")
   private <R> Future<R> call(String address, Object request) {
-    return bus.<R>request(address, request).map(Message::body);
+    Promise<Object> result = Promise.promise();
+    bus.send(address, new PoolMessages.LocalCall(request, result, vertx.getOrCreateContext()));
+    return (Future<R>) result.future();
   }
 }

@@ -6,7 +6,6 @@ import dev.tokenlease.pool.TokenView;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 
 /**
  * The JSON bodies of the API, shared by HTTP and the {@code tokens.api.*} addresses. Field names and
@@ -94,8 +93,16 @@ public final class PoolJson {
         .put("persistence_error", report.persistenceFailure());
   }
 
-  /** A change as published on {@code tokens.events}. */
-  public static JsonObject event(PoolChange change) {
+  /** Committed changes as published on {@code tokens.events}: {@code {changes: [...]}} in commit order. */
+  public static JsonObject events(java.util.List<PoolChange> changes) {
+    JsonArray array = new JsonArray(new java.util.ArrayList<>(changes.size()));
+    for (PoolChange change : changes) {
+      array.add(event(change));
+    }
+    return new JsonObject().put("changes", array);
+  }
+
+  private static JsonObject event(PoolChange change) {
     return new JsonObject()
         .put("type", change.eventType())
         .put("token_id", change.tokenId().toString())
@@ -111,10 +118,10 @@ public final class PoolJson {
   }
 
   public static String timestamp(Instant instant) {
-    return instant == null ? null : instant.truncatedTo(ChronoUnit.SECONDS).toString();
+    return instant == null ? null : Timestamps.format(instant.toEpochMilli());
   }
 
   private static String timestamp(long millis) {
-    return millis == PoolChange.NO_TIME ? null : timestamp(Instant.ofEpochMilli(millis));
+    return millis == PoolChange.NO_TIME ? null : Timestamps.format(millis);
   }
 }

@@ -10,6 +10,7 @@ import dev.tokenlease.pool.PoolSnapshot;
 import dev.tokenlease.pool.TokenPool;
 import dev.tokenlease.pool.TokenView;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.Message;
@@ -43,6 +44,9 @@ public final class PoolVerticle extends VerticleBase {
   private final LongSupplier nanoTime;
   private final boolean durable;
   private final List<MessageConsumer<?>> consumers = new ArrayList<>();
+  private final List<PoolChange> outbox = new ArrayList<>();
+  private final List<Promise<Void>> outboxWaiters = new ArrayList<>();
+  private boolean outboxFlushScheduled;
   private TokenPool pool;
   private long sweepTimer = -1;
 
@@ -75,8 +79,13 @@ public final class PoolVerticle extends VerticleBase {
               this::tokenUsages, PoolJson::tokenUsages);
           serve(PoolAddresses.USER_USAGES, PoolAddresses.JSON_USER_USAGES, PoolMessages::userUsages,
               this::userUsages, PoolJson::userUsages);
-          consumers.add(bus.<PoolMessages.PoolStatus>localConsumer(PoolAddresses.STATUS,
-              msg -> msg.reply(status())));
+          consumers.add(bus.<Object>localConsumer(PoolAddresses.STATUS, msg -> {
+            if (msg.body() instanceof PoolMessages.LocalCall call) {
+              call.complete(Future.succeededFuture(status()));
+            } else {
+              msg.reply(status());
+            }
+          }));
           sweepTimer = vertx.setPeriodic(config.sweepInterval().toMillis(), id -> sweep());
           LOG.info("Pool ready: {} tokens, {} active, lease TTL {}, {} acknowledgments", pool.size(),
               pool.activeCount(), config.leaseTtl(), config.ackMode().name().toLowerCase(java.util.Locale.ROOT));
@@ -99,7 +108,17 @@ public final class PoolVerticle extends VerticleBase {
   private <Q, R> void serve(String local, String json, Function<JsonObject, Q> parse,
       Function<Q, Future<R>> handler, Function<R, JsonObject> encode) {
     EventBus bus = vertx.eventBus();
-    consumers.add(bus.<Q>localConsumer(local, msg -> respond(msg, handler.apply(msg.body()), Function.identity())));
+    consumers.add(bus.<Object>localConsumer(local, msg -> {
+      if (msg.body() instanceof PoolMessages.LocalCall call) {
+        @SuppressWarnings("unchecked")
+        Q request = (Q) call.request();
+        handler.apply(request).onComplete(call::complete);
+      } else {
+        @SuppressWarnings("unchecked")
+        Q request = (Q) msg.body();
+        respond(msg, handler.apply(request), Function.identity());
+      }
+    }));
     consumers.add(bus.<Object>consumer(json, msg -> {
       Future<R> result;
       if (msg.body() != null && !(msg.body() instanceof JsonObject)) {
@@ -157,7 +176,10 @@ public final class PoolVerticle extends VerticleBase {
     return read(() -> new PoolMessages.TokenList(pool.list(request.state())));
   }
 
-  /** History lives in PostgreSQL; leases that ran out are retired and queued before it is read. */
+  /**
+   * History lives in PostgreSQL; leases that ran out are retired and their changes sent ahead of the
+   * query, which the persistence answers only after everything sent before it is committed.
+   */
   private Future<PoolMessages.TokenUsageList> tokenUsages(PoolMessages.TokenUsages request) {
     return read(() -> {
       if (!pool.contains(request.tokenId())) {
@@ -165,18 +187,22 @@ public final class PoolVerticle extends VerticleBase {
       }
       pool.expireDue();
       return request;
-    }).compose(query -> vertx.eventBus()
-        .<PoolMessages.TokenUsageList>request(PoolAddresses.PERSIST_TOKEN_USAGES, query)
-        .map(Message::body));
+    }).compose(query -> {
+      flushOutbox();
+      return vertx.eventBus().<PoolMessages.TokenUsageList>request(PoolAddresses.PERSIST_TOKEN_USAGES, query)
+          .map(Message::body);
+    });
   }
 
   private Future<PoolMessages.UserUsagePage> userUsages(PoolMessages.UserUsages request) {
     return read(() -> {
       pool.expireDue();
       return request;
-    }).compose(query -> vertx.eventBus()
-        .<PoolMessages.UserUsagePage>request(PoolAddresses.PERSIST_USER_USAGES, query)
-        .map(Message::body));
+    }).compose(query -> {
+      flushOutbox();
+      return vertx.eventBus().<PoolMessages.UserUsagePage>request(PoolAddresses.PERSIST_USER_USAGES, query)
+          .map(Message::body);
+    });
   }
 
   private PoolMessages.StatusReport status() {
@@ -224,21 +250,54 @@ public final class PoolVerticle extends VerticleBase {
     }
   }
 
-  /** Queues changes for the database and publishes them; completes when they are committed. */
+  /**
+   * Queues changes for the database; completes when they are committed. Changes made while this
+   * event loop is busy are gathered and sent as one message once it has handled what is queued, so
+   * under load the write-behind queue gets one message per burst rather than one per operation.
+   */
   private Future<Void> write(List<PoolChange> changes) {
     if (changes.isEmpty()) {
       return Future.succeededFuture();
     }
-    EventBus bus = vertx.eventBus();
-    for (PoolChange change : changes) {
-      bus.publish(PoolAddresses.EVENTS, PoolJson.event(change));
-    }
     persistence.enqueued(changes.size());
-    PoolMessages.WriteChanges message = new PoolMessages.WriteChanges(changes);
+    outbox.addAll(changes);
+    Future<Void> committed = Future.succeededFuture();
+    if (durable) {
+      Promise<Void> promise = Promise.promise();
+      outboxWaiters.add(promise);
+      committed = promise.future();
+    }
+    if (!outboxFlushScheduled) {
+      outboxFlushScheduled = true;
+      context.runOnContext(v -> flushOutbox());
+    }
+    return committed;
+  }
+
+  /** Sends the gathered changes now; history reads call this first so that they see them. */
+  private void flushOutbox() {
+    outboxFlushScheduled = false;
+    if (outbox.isEmpty()) {
+      return;
+    }
+    PoolMessages.WriteChanges message = new PoolMessages.WriteChanges(List.copyOf(outbox));
+    outbox.clear();
+    EventBus bus = vertx.eventBus();
     if (!durable) {
       bus.send(PoolAddresses.PERSIST_WRITE, message);
-      return Future.succeededFuture();
+      return;
     }
-    return bus.request(PoolAddresses.PERSIST_WRITE, message).mapEmpty();
+    List<Promise<Void>> waiters = List.copyOf(outboxWaiters);
+    outboxWaiters.clear();
+    bus.request(PoolAddresses.PERSIST_WRITE, message).onComplete(result -> {
+      for (Promise<Void> waiter : waiters) {
+        if (result.succeeded()) {
+          waiter.complete();
+        } else {
+          waiter.fail(result.cause());
+        }
+      }
+    });
   }
+
 }

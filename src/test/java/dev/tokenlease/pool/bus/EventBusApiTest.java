@@ -91,19 +91,24 @@ class EventBusApiTest {
   }
 
   @Test
-  @DisplayName("every pool change is published on tokens.events")
+  @DisplayName("every change is published on tokens.events once it is committed")
   void events(VertxTestContext test) {
     String user = UUID.randomUUID().toString();
     var consumer = bus.<JsonObject>consumer(PoolAddresses.EVENTS);
-    consumer.handler(event -> {
-      if (user.equals(event.body().getString("user_id")) && "granted".equals(event.body().getString("type"))) {
-        test.verify(() -> {
-          assertThat(event.body().getLong("generation")).isPositive();
-          assertThat(event.body().getString("started_at")).isNotNull();
-          assertThat(event.body().getValue("ended_at")).isNull();
-        });
-        consumer.unregister();
-        test.completeNow();
+    consumer.handler(message -> {
+      for (Object item : message.body().getJsonArray("changes")) {
+        JsonObject event = (JsonObject) item;
+        if (user.equals(event.getString("user_id")) && "granted".equals(event.getString("type"))) {
+          test.verify(() -> {
+            assertThat(event.getLong("generation")).isPositive();
+            assertThat(event.getString("started_at")).isNotNull();
+            assertThat(event.getValue("ended_at")).isNull();
+            // Published after the commit: the usage is already readable.
+            TestDatabase.execute(database, "SELECT 1 FROM usages WHERE generation = " + event.getLong("generation"));
+          });
+          consumer.unregister();
+          test.completeNow();
+        }
       }
     });
     consumer.completion().onSuccess(v -> bus.request(PoolAddresses.JSON_ACTIVATE, new JsonObject().put("user_id", user)));
