@@ -11,8 +11,11 @@ import java.util.regex.Pattern;
 
 /** Closed-loop maximum throughput with wrk (Debian's package): as fast as the server answers. */
 final class Wrk {
-  /** Requests per second over the run, and how many answers were not 2xx/3xx or were errors. */
-  record Result(double requestsPerSecond, long requests, long failures) {}
+  /**
+   * Requests per second over the run, how many answers were not 2xx/3xx or were errors, and the
+   * rate of successful answers (what counts: a fast 503 is not a lease).
+   */
+  record Result(double requestsPerSecond, long requests, long failures, double goodput) {}
 
   private static final Pattern RPS = Pattern.compile("Requests/sec:\\s+([0-9.]+)");
   private static final Pattern TOTAL = Pattern.compile("(\\d+) requests in");
@@ -46,7 +49,10 @@ final class Wrk {
         failures += Long.parseLong(socket.group(group));
       }
     }
-    return new Result(Double.parseDouble(rps.group(1)), Long.parseLong(total.group(1)), failures);
+    double perSecond = Double.parseDouble(rps.group(1));
+    long requests = Long.parseLong(total.group(1));
+    double goodput = requests == 0 ? 0 : perSecond * (requests - failures) / requests;
+    return new Result(perSecond, requests, failures, goodput);
   }
 
   /** Headers, a random version-4 UUID maker and a per-thread random seed. */

@@ -51,6 +51,8 @@ final class UsageRepository {
       }
       return pg.preparedQuery(Sql.CREATE_TOKENS)
           .execute(Tuple.of(maxSeq + 1, maxSeq + (int) (poolSize - count)))
+          // Fresh statistics, so that the first batches are planned for the real table size.
+          .compose(created -> pg.query("ANALYZE tokens").execute())
           .mapEmpty();
     });
   }

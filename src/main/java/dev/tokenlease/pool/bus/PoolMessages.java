@@ -98,6 +98,7 @@ public final class PoolMessages {
         TokenUsages.class, UserUsages.class, PoolStatus.class, TokenView.class, TokenList.class,
         Cleared.class, TokenUsageList.class, UserUsagePage.class, StatusReport.class,
         WriteChanges.class, SnapshotRequest.class, PoolSnapshot.class, LocalCall.class);
+    CommittedChanges.registerCodec(bus);
   }
 
   // ---- parsing of the JSON input shape ----
