@@ -1,5 +1,8 @@
 package dev.tokenlease.bench;
 
+import dev.tokenlease.pool.PoolChange;
+import dev.tokenlease.pool.PoolSnapshot;
+import dev.tokenlease.pool.TokenPool;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.ServiceProcess;
@@ -11,6 +14,7 @@ import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -47,7 +51,7 @@ public final class Benchmark {
   private record Scenario(String name, String description, double maxRps, long failures, double halfRate,
       double halfAchieved, double p50, double p99, double p999, long halfErrors) {}
 
-  private record Scale(int tokens, double rps, long heapUsedBytes, double heapBytesPerToken,
+  private record Scale(int tokens, double rps, double coreOpsPerSecond, long heapUsedBytes, double heapBytesPerToken,
       double firstStartSeconds, double restartSeconds) {}
 
   private static final int WRK_THREADS = 2;
@@ -181,14 +185,47 @@ public final class Benchmark {
         Wrk.Result result = Wrk.run(service.port(), activate, settings.closed(), WRK_THREADS, CONNECTIONS);
         Scale base = scales.isEmpty() ? null : scales.get(0);
         double perToken = base == null ? Double.NaN : (double) (heap - base.heapUsedBytes()) / (size - base.tokens());
-        scales.add(new Scale(size, result.goodput(), heap, perToken, firstStart, restart));
-        log(String.format(Locale.ROOT, "  %d tokens: %.0f rps, heap %.1f MB, first start %.1f s, restart %.1f s",
-            size, result.goodput(), heap / 1e6, firstStart, restart));
+        double core = poolCoreRate(size);
+        scales.add(new Scale(size, result.goodput(), core, heap, perToken, firstStart, restart));
+        log(String.format(Locale.ROOT, "  %d tokens: %.0f rps, pool core %.0f activations/s, heap %.1f MB, first start %.1f s, restart %.1f s",
+            size, result.goodput(), core, heap / 1e6, firstStart, restart));
         service.terminate(Duration.ofSeconds(60));
       }
     } finally {
       TestDatabase.drop(database);
     }
+  }
+
+  /**
+   * Activations per second of the pool core alone (TokenPool in this process, one thread, changes
+   * drained as the verticle does), on a full pool so that every activation evicts: what the
+   * in-memory design costs at this size, without HTTP or the database.
+   */
+  private static double poolCoreRate(int size) {
+    List<PoolSnapshot.StoredToken> tokens = new ArrayList<>(size);
+    for (int i = 1; i <= size; i++) {
+      tokens.add(new PoolSnapshot.StoredToken(UUID.randomUUID(), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+    }
+    TokenPool pool = new TokenPool(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME), Duration.ofHours(1),
+        Clock.systemUTC(), System::nanoTime);
+    UUID[] users = new UUID[4096];
+    for (int i = 0; i < users.length; i++) {
+      users[i] = UUID.randomUUID();
+    }
+    for (int i = 0; i < size; i++) {
+      pool.activate(users[i & 4095]);
+    }
+    pool.drainChanges();
+    long operations = 0;
+    long start = System.nanoTime();
+    long end = start + TimeUnit.SECONDS.toNanos(3);
+    while (System.nanoTime() < end) {
+      for (int i = 0; i < 1000; i++) {
+        pool.activate(users[(int) (operations++ & 4095)]);
+      }
+      pool.drainChanges();
+    }
+    return operations / ((System.nanoTime() - start) / 1e9);
   }
 
   /**
@@ -285,10 +322,11 @@ public final class Benchmark {
     md.append(String.format(Locale.ROOT, "| durable/memory | %.2f | >= 0.50 |%n", ratios.get("durable/memory")));
     md.append(String.format(Locale.ROOT, "| memory/dblock | %.1f | >= 10 |%n", ratios.get("memory/dblock")));
     md.append(String.format(Locale.ROOT, "| durable/dblock | %.1f | >= 3 |%n", ratios.get("durable/dblock")));
-    md.append("\n| tokens | activate rps (memory) | heap after GC MB | heap bytes/token | first start s | restart s |\n");
-    md.append("|---:|---:|---:|---:|---:|---:|\n");
+    md.append("\n| tokens | activate rps (service, memory) | pool core activations/s | heap after GC MB | heap bytes/token | first start s | restart s |\n");
+    md.append("|---:|---:|---:|---:|---:|---:|---:|\n");
     for (Scale s : scales) {
-      md.append(String.format(Locale.ROOT, "| %d | %.0f | %.1f | %s | %.1f | %.1f |%n", s.tokens(), s.rps(), s.heapUsedBytes() / 1e6,
+      md.append(String.format(Locale.ROOT, "| %d | %.0f | %.0f | %.1f | %s | %.1f | %.1f |%n", s.tokens(), s.rps(),
+          s.coreOpsPerSecond(), s.heapUsedBytes() / 1e6,
           Double.isNaN(s.heapBytesPerToken()) ? "(base)" : String.format(Locale.ROOT, "%.0f", s.heapBytesPerToken()),
           s.firstStartSeconds(), s.restartSeconds()));
     }
@@ -305,6 +343,7 @@ public final class Benchmark {
     scenarios.forEach(s -> scenarioJson.add(JsonObject.mapFrom(s)));
     JsonArray scaleJson = new JsonArray();
     scales.forEach(s -> scaleJson.add(new JsonObject().put("tokens", s.tokens()).put("rps", s.rps())
+        .put("poolCoreOpsPerSecond", s.coreOpsPerSecond())
         .put("heapUsedBytes", s.heapUsedBytes())
         .put("heapBytesPerToken", Double.isNaN(s.heapBytesPerToken()) ? null : s.heapBytesPerToken())
         .put("firstStartSeconds", s.firstStartSeconds()).put("restartSeconds", s.restartSeconds())));
