@@ -1,6 +1,7 @@
 package dev.tokenlease;
 
 import dev.tokenlease.config.AppConfig;
+import dev.tokenlease.credentials.CredentialsVerticle;
 import dev.tokenlease.http.HttpApiVerticle;
 import dev.tokenlease.persistence.EmbeddedDatabase;
 import dev.tokenlease.persistence.Migrations;
@@ -54,6 +55,7 @@ public final class TokenService implements AutoCloseable {
       PersistenceStatus status = new PersistenceStatus();
       deployments.add(await(vertx.deployVerticle(new PersistenceVerticle(config, connect, status))));
       deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, status))));
+      deployments.add(await(vertx.deployVerticle(new CredentialsVerticle(config.vault(), connect))));
       List<HttpApiVerticle> http = new ArrayList<>();
       deployments.add(await(vertx.deployVerticle(() -> {
         HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort());

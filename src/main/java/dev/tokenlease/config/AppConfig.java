@@ -25,7 +25,24 @@ public record AppConfig(
     AckMode ackMode,
     Duration flushInterval,
     int batchSize,
-    int queueCapacity) {
+    int queueCapacity,
+    VaultConfig vault) {
+
+  /**
+   * The credential vault's settings.
+   *
+   * @param keysetJson the Tink keyset that seals vault secrets, or null (the vault stays locked)
+   */
+  public record VaultConfig(String keysetJson, Duration rotationInterval, Duration rotationWindow, int maxAttempts,
+      Duration retryBackoff, Duration providerTimeout) {
+    /** Never prints the keyset. */
+    @Override
+    public String toString() {
+      return "VaultConfig[keyset=" + (keysetJson == null ? "none" : "(secret)") + ", rotationInterval=" + rotationInterval
+          + ", rotationWindow=" + rotationWindow + ", maxAttempts=" + maxAttempts + ", retryBackoff=" + retryBackoff
+          + ", providerTimeout=" + providerTimeout + "]";
+    }
+  }
 
   public static final String HTTP_PORT = "TOKENS_HTTP_PORT";
   public static final String HTTP_INSTANCES = "TOKENS_HTTP_INSTANCES";
@@ -39,11 +56,19 @@ public record AppConfig(
   public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
   public static final String BATCH_SIZE = "TOKENS_PERSISTENCE_BATCH_SIZE";
   public static final String QUEUE_CAPACITY = "TOKENS_PERSISTENCE_QUEUE_CAPACITY";
+  public static final String VAULT_KEYSET = "TOKENS_VAULT_KEYSET";
+  public static final String VAULT_KEYSET_FILE = "TOKENS_VAULT_KEYSET_FILE";
+  public static final String VAULT_ROTATION_INTERVAL = "TOKENS_VAULT_ROTATION_INTERVAL";
+  public static final String VAULT_ROTATION_WINDOW = "TOKENS_VAULT_ROTATION_WINDOW";
+  public static final String VAULT_MAX_ATTEMPTS = "TOKENS_VAULT_ROTATION_MAX_ATTEMPTS";
+  public static final String VAULT_RETRY_BACKOFF = "TOKENS_VAULT_ROTATION_BACKOFF";
+  public static final String VAULT_PROVIDER_TIMEOUT = "TOKENS_VAULT_PROVIDER_TIMEOUT";
 
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL,
-      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY);
+      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, VAULT_KEYSET, VAULT_KEYSET_FILE,
+      VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT);
 
   static final int MAX_POOL_SIZE = 10_000_000;
 
@@ -67,7 +92,38 @@ public record AppConfig(
         ackMode(json),
         positiveDuration(json, FLUSH_INTERVAL),
         intIn(json, BATCH_SIZE, 1, 100_000),
-        intIn(json, QUEUE_CAPACITY, 1, 10_000_000));
+        intIn(json, QUEUE_CAPACITY, 1, 10_000_000),
+        new VaultConfig(keyset(json), positiveDuration(json, VAULT_ROTATION_INTERVAL),
+            positiveDuration(json, VAULT_ROTATION_WINDOW), intIn(json, VAULT_MAX_ATTEMPTS, 1, 100),
+            positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)));
+  }
+
+  /** The vault keyset, inline or from a file, checked to be a valid AEAD keyset; null if none. */
+  private static String keyset(JsonObject json) {
+    String inline = text(json, VAULT_KEYSET);
+    String file = text(json, VAULT_KEYSET_FILE);
+    if (inline != null && file != null) {
+      throw new ConfigException(VAULT_KEYSET + ": set it or " + VAULT_KEYSET_FILE + ", not both");
+    }
+    String key = inline != null ? VAULT_KEYSET : VAULT_KEYSET_FILE;
+    String keyset = inline;
+    if (file != null) {
+      try {
+        keyset = java.nio.file.Files.readString(Path.of(file));
+      } catch (java.io.IOException | RuntimeException e) {
+        throw new ConfigException(VAULT_KEYSET_FILE + ": cannot read '" + file + "' (" + e.getClass().getSimpleName() + ")");
+      }
+    }
+    if (keyset == null) {
+      return null;
+    }
+    try {
+      dev.tokenlease.credentials.VaultCipher.fromKeysetJson(keyset);
+    } catch (java.security.GeneralSecurityException | RuntimeException e) {
+      // The keyset is secret: say what is wrong, never echo it.
+      throw new ConfigException(key + ": not a valid Tink AES-GCM keyset in JSON form (make one with VaultKeys new)");
+    }
+    return keyset;
   }
 
   private static String raw(JsonObject json, String key) {

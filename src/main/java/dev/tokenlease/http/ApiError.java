@@ -30,7 +30,7 @@ final class ApiError implements Handler<RoutingContext> {
   private final List<Template> routes;
   private final long bodyLimit;
 
-  ApiError(List<TokenRoutes.Declared> declared, long bodyLimit) {
+  ApiError(List<RequestInput.Declared> declared, long bodyLimit) {
     this.routes = declared.stream()
         .map(d -> new Template(d.method(), Pattern.compile(d.path().replaceAll(":[a-z_]+", "[^/]+") + "/?")))
         .toList();

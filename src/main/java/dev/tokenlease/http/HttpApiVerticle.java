@@ -1,5 +1,6 @@
 package dev.tokenlease.http;
 
+import dev.tokenlease.credentials.CredentialRoutes;
 import dev.tokenlease.pool.bus.PoolClient;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -7,6 +8,7 @@ import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.ext.web.Router;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -30,7 +32,9 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> start() {
     Router router = Router.router(vertx);
     router.route().handler(new JsonBodyHandler(BODY_LIMIT));
-    List<TokenRoutes.Declared> declared = new TokenRoutes(new PoolClient(vertx)).mount(router);
+    List<RequestInput.Declared> declared = new ArrayList<>();
+    new TokenRoutes(new PoolClient(vertx), declared).mount(router);
+    new CredentialRoutes(vertx.eventBus(), declared).mount(router);
     ApiError errors = new ApiError(declared, BODY_LIMIT);
     router.route().failureHandler(errors);
     for (int status : new int[] {400, 404, 405, 413, 500}) {

@@ -9,6 +9,7 @@ public enum PoolError {
   NOT_FOUND(404, "not_found"),
   CONFLICT(409, "conflict"),
   INTERNAL(500, "internal_server_error"),
+  BAD_GATEWAY(502, "bad_gateway"),
   UNAVAILABLE(503, "unavailable");
 
   private final int code;

@@ -66,4 +66,20 @@ class AppConfigTest {
         .hasMessageContaining(value.trim())
         .satisfies(e -> assertThat(e.getMessage()).doesNotContain("\n"));
   }
+
+  @Test
+  @DisplayName("a vault keyset that is not valid stops start-up without echoing it")
+  void badKeyset() throws Exception {
+    String secretLooking = "{\"primaryKeyId\": 1, \"key\": \"not-a-real-key-material-1234\"}";
+    assertThatThrownBy(() -> AppConfig.fromJson(defaults().put("TOKENS_VAULT_KEYSET", secretLooking)))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("TOKENS_VAULT_KEYSET: ")
+        .satisfies(e -> assertThat(e.getMessage()).doesNotContain("not-a-real-key-material"));
+    assertThatThrownBy(() -> AppConfig.fromJson(defaults().put("TOKENS_VAULT_KEYSET_FILE", "/nonexistent/keyset.json")))
+        .hasMessageStartingWith("TOKENS_VAULT_KEYSET_FILE: ");
+    String valid = dev.tokenlease.credentials.VaultCipher.newKeysetJson();
+    AppConfig config = AppConfig.fromJson(defaults().put("TOKENS_VAULT_KEYSET", valid));
+    assertThat(config.vault().keysetJson()).isEqualTo(valid.trim());
+    assertThat(config.toString()).doesNotContain(valid.trim());
+  }
 }

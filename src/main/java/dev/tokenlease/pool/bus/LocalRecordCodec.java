@@ -8,14 +8,14 @@ import io.vertx.core.eventbus.MessageCodec;
  * Passes an immutable message object by reference on local sends: no copy, no serialization.
  * It refuses the wire, so these types never leave the JVM; cluster callers use the JSON addresses.
  */
-final class LocalRecordCodec<T> implements MessageCodec<T, T> {
+public final class LocalRecordCodec<T> implements MessageCodec<T, T> {
   private final String name;
 
   private LocalRecordCodec(Class<T> type) {
     this.name = "local:" + type.getName();
   }
 
-  static void registerAll(EventBus bus, Class<?>... types) {
+  public static void registerAll(EventBus bus, Class<?>... types) {
     for (Class<?> type : types) {
       register(bus, type);
     }
