@@ -2,15 +2,14 @@ package dev.tokenlease.credentials;
 
 import dev.tokenlease.pool.PoolError;
 import dev.tokenlease.pool.PoolException;
+import dev.tokenlease.pool.bus.PoolMessages;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.net.URI;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.OffsetDateTime;
 import java.time.format.DateTimeParseException;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 import java.util.UUID;
 import java.util.regex.Pattern;
@@ -83,7 +82,7 @@ public final class CredentialMessages {
     if (value.length() > MAX_SECRET_LENGTH) {
       throw bad("Invalid value. Must be at most " + MAX_SECRET_LENGTH + " characters.");
     }
-    Instant expiresAt = instant(in, "expires_at", true);
+    Instant expiresAt = requiredInstant(in, "expires_at");
     if (!expiresAt.isAfter(Instant.now())) {
       throw bad("Invalid expires_at. Must be in the future.");
     }
@@ -231,22 +230,12 @@ public final class CredentialMessages {
     return text;
   }
 
-  private static Instant instant(JsonObject in, String field, boolean required) {
-    Object raw = in.getValue(field);
-    if (raw == null || "".equals(raw)) {
-      if (required) {
-        throw bad("Missing required parameter: " + field);
-      }
-      return null;
+  private static Instant requiredInstant(JsonObject in, String field) {
+    Instant instant = PoolMessages.optionalInstant(in, field);
+    if (instant == null) {
+      throw bad("Missing required parameter: " + field);
     }
-    if (raw instanceof String text && text.length() <= 64) {
-      try {
-        return OffsetDateTime.parse(text).toInstant();
-      } catch (DateTimeParseException e) {
-        // reported below
-      }
-    }
-    throw bad("Invalid " + field + ". Must be an ISO-8601 instant such as 2025-12-19T15:12:02Z.");
+    return instant;
   }
 
   private static int intIn(JsonObject in, String field, int fallback, int min, int max, String message) {
@@ -341,7 +330,4 @@ public final class CredentialMessages {
     return instant == null ? null : instant.truncatedTo(java.time.temporal.ChronoUnit.SECONDS).toString();
   }
 
-  static String lower(String text) {
-    return text.toLowerCase(Locale.ROOT);
-  }
 }

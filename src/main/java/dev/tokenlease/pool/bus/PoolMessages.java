@@ -200,7 +200,8 @@ public final class PoolMessages {
     return (int) value;
   }
 
-  private static Instant optionalInstant(JsonObject in, String field) {
+  /** An optional ISO-8601 instant field (any offset); absent or empty is null. */
+  public static Instant optionalInstant(JsonObject in, String field) {
     Object raw = in.getValue(field);
     if (raw == null || "".equals(raw)) {
       return null;
