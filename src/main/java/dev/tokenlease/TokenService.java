@@ -50,7 +50,7 @@ public final class TokenService implements AutoCloseable {
     try {
       PgConnectOptions connect = PgConnectOptions.fromUri(embedded != null ? embedded.url() : config.pgUrl());
       Migrations.migrate(connect);
-      vertx = Vertx.vertx();
+      vertx = await(ClusterSupport.vertx(config.cluster()));
       PoolMessages.registerCodecs(vertx.eventBus());
       PersistenceStatus status = new PersistenceStatus();
       deployments.add(await(vertx.deployVerticle(new PersistenceVerticle(config, connect, status))));

@@ -26,7 +26,15 @@ public record AppConfig(
     Duration flushInterval,
     int batchSize,
     int queueCapacity,
+    ClusterConfig cluster,
     VaultConfig vault) {
+
+  /**
+   * Clustering of the event bus.
+   *
+   * @param members other nodes to join, {@code host:port}; empty starts a cluster of one
+   */
+  public record ClusterConfig(boolean enabled, String host, int port, java.util.List<String> members) {}
 
   /**
    * The credential vault's settings.
@@ -56,6 +64,10 @@ public record AppConfig(
   public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
   public static final String BATCH_SIZE = "TOKENS_PERSISTENCE_BATCH_SIZE";
   public static final String QUEUE_CAPACITY = "TOKENS_PERSISTENCE_QUEUE_CAPACITY";
+  public static final String CLUSTER = "TOKENS_CLUSTER";
+  public static final String CLUSTER_HOST = "TOKENS_CLUSTER_HOST";
+  public static final String CLUSTER_PORT = "TOKENS_CLUSTER_PORT";
+  public static final String CLUSTER_MEMBERS = "TOKENS_CLUSTER_MEMBERS";
   public static final String VAULT_KEYSET = "TOKENS_VAULT_KEYSET";
   public static final String VAULT_KEYSET_FILE = "TOKENS_VAULT_KEYSET_FILE";
   public static final String VAULT_ROTATION_INTERVAL = "TOKENS_VAULT_ROTATION_INTERVAL";
@@ -67,7 +79,8 @@ public record AppConfig(
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL,
-      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, VAULT_KEYSET, VAULT_KEYSET_FILE,
+      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
+      CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT);
 
   static final int MAX_POOL_SIZE = 10_000_000;
@@ -93,9 +106,43 @@ public record AppConfig(
         positiveDuration(json, FLUSH_INTERVAL),
         intIn(json, BATCH_SIZE, 1, 100_000),
         intIn(json, QUEUE_CAPACITY, 1, 10_000_000),
+        new ClusterConfig(bool(json, CLUSTER), required(json, CLUSTER_HOST), intIn(json, CLUSTER_PORT, 1, 65535),
+            members(json)),
         new VaultConfig(keyset(json), positiveDuration(json, VAULT_ROTATION_INTERVAL),
             positiveDuration(json, VAULT_ROTATION_WINDOW), intIn(json, VAULT_MAX_ATTEMPTS, 1, 100),
             positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)));
+  }
+
+  private static boolean bool(JsonObject json, String key) {
+    String value = raw(json, key).toLowerCase(Locale.ROOT);
+    if (value.equals("true") || value.equals("false")) {
+      return Boolean.parseBoolean(value);
+    }
+    throw new ConfigException(key + ": expected true or false, got '" + value + "'");
+  }
+
+  private static String required(JsonObject json, String key) {
+    String value = text(json, key);
+    if (value == null) {
+      throw new ConfigException(key + ": must not be empty");
+    }
+    return value;
+  }
+
+  private static java.util.List<String> members(JsonObject json) {
+    String value = text(json, CLUSTER_MEMBERS);
+    if (value == null) {
+      return java.util.List.of();
+    }
+    java.util.List<String> members = new java.util.ArrayList<>();
+    for (String member : value.split(",")) {
+      String trimmed = member.trim();
+      if (!trimmed.matches("[A-Za-z0-9.\\-]+(:\\d{1,5})?")) {
+        throw new ConfigException(CLUSTER_MEMBERS + ": expected host[:port],host[:port],…, got '" + value + "'");
+      }
+      members.add(trimmed);
+    }
+    return java.util.List.copyOf(members);
   }
 
   /** The vault keyset, inline or from a file, checked to be a valid AEAD keyset; null if none. */

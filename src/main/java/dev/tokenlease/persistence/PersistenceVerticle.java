@@ -6,6 +6,7 @@ import dev.tokenlease.pool.PoolError;
 import dev.tokenlease.pool.PoolSnapshot;
 import dev.tokenlease.pool.bus.PoolAddresses;
 import dev.tokenlease.pool.bus.CommittedChanges;
+import dev.tokenlease.pool.bus.PoolJson;
 import dev.tokenlease.pool.bus.PoolMessages;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -71,7 +72,9 @@ public final class PersistenceVerticle extends VerticleBase {
     repository = new UsageRepository(pg);
     boolean memory = config.ackMode() == AckMode.MEMORY;
     batcher = new WriteBehindBatcher(vertx, repository::write,
-        committed -> vertx.eventBus().publish(PoolAddresses.EVENTS, new CommittedChanges(committed)),
+        // Locally the JSON is built only if someone receives it; across a cluster peers need plain JSON.
+        committed -> vertx.eventBus().publish(PoolAddresses.EVENTS,
+            vertx.isClustered() ? PoolJson.events(committed) : new CommittedChanges(committed)),
         status, config.batchSize(), !memory);
     return takeInstanceLock()
         .compose(v -> repository.ensureTokens(config.poolSize()))
