@@ -91,7 +91,7 @@ final class TokenRoutes {
 
   private void health(RoutingContext ctx) {
     pool.status().onSuccess(report -> {
-      ctx.response().setStatusCode(report.persistenceFailure() == null ? 200 : 503);
+      ctx.response().setStatusCode(report.healthy() ? 200 : 503);
       ctx.json(PoolJson.status(report));
     }).onFailure(ctx::fail);
   }

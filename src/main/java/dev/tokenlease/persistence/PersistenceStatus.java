@@ -10,6 +10,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class PersistenceStatus {
   private final AtomicLong backlog = new AtomicLong();
   private volatile String failure;
+  private volatile boolean lockHeld = true;
 
   public long backlog() {
     return backlog.get();
@@ -21,6 +22,15 @@ public final class PersistenceStatus {
 
   void committed(int changes) {
     backlog.addAndGet(-changes);
+  }
+
+  /** False while the database instance lock is lost: this instance must not change anything. */
+  public boolean lockHeld() {
+    return lockHeld;
+  }
+
+  void lockHeld(boolean held) {
+    lockHeld = held;
   }
 
   /** Why the last write failed, or null while writes succeed. */

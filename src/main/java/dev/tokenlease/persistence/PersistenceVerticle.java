@@ -46,6 +46,8 @@ public final class PersistenceVerticle extends VerticleBase {
   private PoolSnapshot snapshot;
   private long flushTimer = -1;
   private long heartbeatTimer = -1;
+  private long relockTimer = -1;
+  private boolean stopping;
   private List<MessageConsumer<?>> consumers = List.of();
 
   public PersistenceVerticle(AppConfig config, PgConnectOptions connectOptions, PersistenceStatus status) {
@@ -100,17 +102,35 @@ public final class PersistenceVerticle extends VerticleBase {
         .onFailure(err -> closeQuietly());
   }
 
-  /** One service instance per database: two would hand out the same tokens. */
+  /**
+   * One service instance per database: two would hand out the same tokens. The lock lives as long
+   * as its connection; if that connection is lost, mutations are refused until the lock is held
+   * again (another instance may have taken it meanwhile, and then this one must not write).
+   */
   private Future<Void> takeInstanceLock() {
     return PgConnection.connect(vertx, connectOptions)
-        .compose(conn -> {
-          lockConnection = conn;
-          return conn.preparedQuery(Sql.TRY_INSTANCE_LOCK).execute(Tuple.of(Sql.INSTANCE_LOCK_KEY));
-        })
-        .compose(rows -> rows.iterator().next().getBoolean("locked")
-            ? Future.succeededFuture()
-            : Future.failedFuture(new IllegalStateException(
-                "another token-service instance is running on this database")));
+        .compose(conn -> conn.preparedQuery(Sql.TRY_INSTANCE_LOCK).execute(Tuple.of(Sql.INSTANCE_LOCK_KEY))
+            .compose(rows -> {
+              if (!rows.iterator().next().getBoolean("locked")) {
+                return conn.close().transform(closed -> Future.<Void>failedFuture(new IllegalStateException(
+                    "another token-service instance is running on this database")));
+              }
+              lockConnection = conn;
+              conn.closeHandler(v -> lockLost());
+              status.lockHeld(true);
+              return Future.succeededFuture();
+            }));
+  }
+
+  private void lockLost() {
+    if (stopping) {
+      return;
+    }
+    status.lockHeld(false);
+    LOG.error("Lost the database instance lock; refusing changes until it is held again");
+    relockTimer = vertx.setTimer(1_000, id -> takeInstanceLock()
+        .onSuccess(v -> LOG.info("Database instance lock held again"))
+        .onFailure(err -> lockLost()));
   }
 
   private void onSnapshot(Message<PoolMessages.SnapshotRequest> msg) {
@@ -147,6 +167,10 @@ public final class PersistenceVerticle extends VerticleBase {
 
   @Override
   public Future<?> stop() {
+    stopping = true;
+    if (relockTimer != -1) {
+      vertx.cancelTimer(relockTimer);
+    }
     if (flushTimer != -1) {
       vertx.cancelTimer(flushTimer);
     }

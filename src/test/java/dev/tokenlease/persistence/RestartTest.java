@@ -125,4 +125,42 @@ class RestartTest {
       assertThat(first.http().get("/api/health").status()).isEqualTo(200);
     }
   }
+
+  @Test
+  @DisplayName("while the instance lock is lost (or held by another), changes are refused; they resume once it is regained")
+  void lostInstanceLock() throws Exception {
+    String name = io.vertx.pgclient.PgConnectOptions.fromUri(database).getDatabase();
+    try (RunningService service = start(5, "PT1M");
+        java.sql.Connection intruder = TestDatabase.connect(database)) {
+      Http http = service.http();
+      String holder = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+          + "(SELECT oid FROM pg_database WHERE datname = '" + name + "')";
+      TestDatabase.execute(TestDatabase.adminUrl(), "SELECT pg_terminate_backend(pid) FROM (" + holder + ") h");
+      // Another session takes the lock first: this instance must keep refusing.
+      long deadline = System.currentTimeMillis() + 5_000;
+      boolean taken = false;
+      while (!taken && System.currentTimeMillis() < deadline) {
+        try (var st = intruder.createStatement(); var rows = st.executeQuery("SELECT pg_try_advisory_lock(" + Sql.INSTANCE_LOCK_KEY + ")")) {
+          rows.next();
+          taken = rows.getBoolean(1);
+        }
+      }
+      assertThat(taken).as("the test session took the lock").isTrue();
+      Thread.sleep(300);
+      Http.Response refused = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode());
+      assertThat(refused.status()).isEqualTo(500);
+      assertThat(refused.json().getString("message")).startsWith("Failed to process request: lost the database session");
+      assertThat(http.get("/api/tokens").status()).isEqualTo(200);
+      try (var st = intruder.createStatement()) {
+        st.execute("SELECT pg_advisory_unlock(" + Sql.INSTANCE_LOCK_KEY + ")");
+      }
+      deadline = System.currentTimeMillis() + 10_000;
+      int status = 0;
+      while (status != 200 && System.currentTimeMillis() < deadline) {
+        Thread.sleep(200);
+        status = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status();
+      }
+      assertThat(status).isEqualTo(200);
+    }
+  }
 }

@@ -84,13 +84,14 @@ public final class PoolJson {
 
   public static JsonObject status(PoolMessages.StatusReport report) {
     return new JsonObject()
-        .put("status", report.persistenceFailure() == null ? "ok" : "degraded")
+        .put("status", report.healthy() ? "ok" : "degraded")
         .put("pool_size", report.size())
         .put("active", report.active())
         .put("available", report.available())
         .put("last_generation", report.lastGeneration())
         .put("write_backlog", report.backlog())
-        .put("persistence_error", report.persistenceFailure());
+        .put("persistence_error", report.persistenceFailure())
+        .put("instance_lock", report.instanceLockHeld() ? "held" : "lost");
   }
 
   /** Committed changes as published on {@code tokens.events}: {@code {changes: [...]}} in commit order. */

@@ -67,7 +67,12 @@ public final class PoolMessages {
   /** @param nextBeforeGeneration where the next page starts, or null on the last page */
   public record UserUsagePage(UUID userId, List<Usage> usages, Long nextBeforeGeneration) {}
 
-  public record StatusReport(int size, int active, int available, long lastGeneration, long backlog, String persistenceFailure) {}
+  public record StatusReport(int size, int active, int available, long lastGeneration, long backlog, String persistenceFailure,
+      boolean instanceLockHeld) {
+    public boolean healthy() {
+      return persistenceFailure == null && instanceLockHeld;
+    }
+  }
 
   /**
    * A local request whose answer goes straight back to the caller's context instead of through a

@@ -207,7 +207,7 @@ public final class PoolVerticle extends VerticleBase {
 
   private PoolMessages.StatusReport status() {
     return new PoolMessages.StatusReport(pool.size(), pool.activeCount(), pool.availableCount(),
-        pool.lastGeneration(), persistence.backlog(), persistence.failure());
+        pool.lastGeneration(), persistence.backlog(), persistence.failure(), persistence.lockHeld());
   }
 
   private void sweep() {
@@ -220,6 +220,10 @@ public final class PoolVerticle extends VerticleBase {
    * failing database, refuses before anything changes.
    */
   private <R> Future<R> mutate(Supplier<R> operation) {
+    if (!persistence.lockHeld()) {
+      return Future.failedFuture(new PoolException(PoolError.INTERNAL,
+          "Failed to process request: lost the database session that makes this the only instance"));
+    }
     String failure = persistence.failure();
     if (durable && failure != null) {
       return Future.failedFuture(new PoolException(PoolError.INTERNAL, "Failed to process request: " + failure));
