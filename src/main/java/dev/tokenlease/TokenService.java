@@ -1,5 +1,7 @@
 package dev.tokenlease;
 
+import dev.tokenlease.auth.Auth;
+import dev.tokenlease.auth.AuthVerticle;
 import dev.tokenlease.config.AppConfig;
 import dev.tokenlease.credentials.CredentialsVerticle;
 import dev.tokenlease.http.HttpApiVerticle;
@@ -56,9 +58,11 @@ public final class TokenService implements AutoCloseable {
       deployments.add(await(vertx.deployVerticle(new PersistenceVerticle(config, connect, status))));
       deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, status))));
       deployments.add(await(vertx.deployVerticle(new CredentialsVerticle(config.vault(), connect))));
+      Auth auth = new Auth(config.auth(), java.time.Clock.systemUTC());
+      deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));
       List<HttpApiVerticle> http = new ArrayList<>();
       deployments.add(await(vertx.deployVerticle(() -> {
-        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort());
+        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), auth);
         synchronized (http) {
           http.add(verticle);
         }

@@ -27,7 +27,8 @@ public record AppConfig(
     int batchSize,
     int queueCapacity,
     ClusterConfig cluster,
-    VaultConfig vault) {
+    VaultConfig vault,
+    AuthConfig auth) {
 
   /**
    * Clustering of the event bus.
@@ -49,6 +50,26 @@ public record AppConfig(
       return "VaultConfig[keyset=" + (keysetJson == null ? "none" : "(secret)") + ", rotationInterval=" + rotationInterval
           + ", rotationWindow=" + rotationWindow + ", maxAttempts=" + maxAttempts + ", retryBackoff=" + retryBackoff
           + ", providerTimeout=" + providerTimeout + "]";
+    }
+  }
+
+  /**
+   * Machine-to-machine clients, bearer tokens and rate limits.
+   *
+   * @param required whether the pool and vault APIs need a bearer token
+   * @param adminClientId the bootstrap admin client, or null (then no admin exists until configured)
+   * @param ratePerSecond the general limit per client (per IP when unauthenticated); 0 turns it off
+   * @param oauthRatePerSecond the token endpoint's limit per client id and per IP
+   */
+  public record AuthConfig(boolean required, String adminClientId, String adminClientSecret, Duration tokenTtl,
+      int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst) {
+    /** Never prints the admin secret. */
+    @Override
+    public String toString() {
+      return "AuthConfig[required=" + required + ", adminClientId=" + adminClientId + ", adminClientSecret="
+          + (adminClientSecret == null ? "none" : "(secret)") + ", tokenTtl=" + tokenTtl + ", ratePerSecond="
+          + ratePerSecond + ", rateBurst=" + rateBurst + ", oauthRatePerSecond=" + oauthRatePerSecond
+          + ", oauthRateBurst=" + oauthRateBurst + "]";
     }
   }
 
@@ -75,13 +96,25 @@ public record AppConfig(
   public static final String VAULT_MAX_ATTEMPTS = "TOKENS_VAULT_ROTATION_MAX_ATTEMPTS";
   public static final String VAULT_RETRY_BACKOFF = "TOKENS_VAULT_ROTATION_BACKOFF";
   public static final String VAULT_PROVIDER_TIMEOUT = "TOKENS_VAULT_PROVIDER_TIMEOUT";
+  public static final String AUTH_REQUIRED = "TOKENS_AUTH_REQUIRED";
+  public static final String ADMIN_CLIENT_ID = "TOKENS_ADMIN_CLIENT_ID";
+  public static final String ADMIN_CLIENT_SECRET = "TOKENS_ADMIN_CLIENT_SECRET";
+  public static final String M2M_TOKEN_TTL = "TOKENS_M2M_TOKEN_TTL";
+  public static final String RATE_LIMIT = "TOKENS_RATE_LIMIT_PER_SECOND";
+  public static final String RATE_BURST = "TOKENS_RATE_LIMIT_BURST";
+  public static final String OAUTH_RATE_LIMIT = "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND";
+  public static final String OAUTH_RATE_BURST = "TOKENS_OAUTH_RATE_LIMIT_BURST";
+  /** Client ids, the admin's included: letters, digits and {@code . _ : -}, at most 128. */
+  public static final String CLIENT_ID_PATTERN = "[A-Za-z0-9._:-]{1,128}";
 
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL,
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
-      VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT);
+      VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
+      AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, RATE_LIMIT, RATE_BURST, OAUTH_RATE_LIMIT,
+      OAUTH_RATE_BURST);
 
   static final int MAX_POOL_SIZE = 10_000_000;
 
@@ -110,7 +143,31 @@ public record AppConfig(
             members(json)),
         new VaultConfig(keyset(json), positiveDuration(json, VAULT_ROTATION_INTERVAL),
             positiveDuration(json, VAULT_ROTATION_WINDOW), intIn(json, VAULT_MAX_ATTEMPTS, 1, 100),
-            positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)));
+            positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)),
+        auth(json));
+  }
+
+  private static AuthConfig auth(JsonObject json) {
+    String id = text(json, ADMIN_CLIENT_ID);
+    String secret = text(json, ADMIN_CLIENT_SECRET);
+    if (id != null && !id.matches(CLIENT_ID_PATTERN)) {
+      throw new ConfigException(ADMIN_CLIENT_ID + ": expected 1 to 128 letters, digits or . _ : -, got '" + id + "'");
+    }
+    if ((id == null) != (secret == null)) {
+      throw new ConfigException((id == null ? ADMIN_CLIENT_ID : ADMIN_CLIENT_SECRET) + ": set both "
+          + ADMIN_CLIENT_ID + " and " + ADMIN_CLIENT_SECRET + ", or neither");
+    }
+    if (secret != null && (secret.length() < 32 || secret.length() > 512)) {
+      // The secret is never echoed; only its length is judged.
+      throw new ConfigException(ADMIN_CLIENT_SECRET + ": must be 32 to 512 characters (for example: openssl rand -base64 32)");
+    }
+    Duration ttl = positiveDuration(json, M2M_TOKEN_TTL);
+    if (ttl.compareTo(Duration.ofSeconds(1)) < 0 || ttl.compareTo(Duration.ofDays(1)) > 0) {
+      throw new ConfigException(M2M_TOKEN_TTL + ": expected from PT1S to P1D, got '" + raw(json, M2M_TOKEN_TTL) + "'");
+    }
+    return new AuthConfig(bool(json, AUTH_REQUIRED), id, secret, ttl,
+        intIn(json, RATE_LIMIT, 0, 1_000_000), intIn(json, RATE_BURST, 1, 1_000_000),
+        intIn(json, OAUTH_RATE_LIMIT, 1, 1_000_000), intIn(json, OAUTH_RATE_BURST, 1, 1_000_000));
   }
 
   private static boolean bool(JsonObject json, String key) {

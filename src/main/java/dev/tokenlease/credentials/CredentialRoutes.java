@@ -1,5 +1,6 @@
 package dev.tokenlease.credentials;
 
+import dev.tokenlease.auth.Guard;
 import dev.tokenlease.http.RequestInput;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
@@ -14,28 +15,34 @@ import java.util.function.Function;
 
 /** The vault's HTTP API; errors are the pool API's {@code {status, message}} bodies. */
 public final class CredentialRoutes {
+  private static final String ADMIN = "admin";
+  private static final String USE = "credentials:use";
+
   private final EventBus bus;
   private final List<RequestInput.Declared> declared;
+  private final Guard guard;
 
-  public CredentialRoutes(EventBus bus, List<RequestInput.Declared> declared) {
+  public CredentialRoutes(EventBus bus, List<RequestInput.Declared> declared, Guard guard) {
     this.bus = bus;
     this.declared = declared;
+    this.guard = guard;
   }
 
   public void mount(Router router) {
-    add(router, HttpMethod.POST, "/api/credentials", this::create);
-    add(router, HttpMethod.GET, "/api/credentials", this::list);
-    add(router, HttpMethod.GET, "/api/credentials/current", this::current);
-    add(router, HttpMethod.POST, "/api/credentials/reencrypt", this::reencrypt);
-    add(router, HttpMethod.GET, "/api/credentials/:id", this::get);
-    add(router, HttpMethod.GET, "/api/credentials/:id/history", this::history);
-    add(router, HttpMethod.POST, "/api/credentials/:id/retire", this::retire);
-    add(router, HttpMethod.POST, "/api/credentials/:id/rotate", this::rotate);
-    add(router, HttpMethod.POST, "/api/credentials/:id/usage", this::usage);
+    add(router, HttpMethod.POST, "/api/credentials", ADMIN, this::create);
+    add(router, HttpMethod.GET, "/api/credentials", ADMIN, this::list);
+    add(router, HttpMethod.GET, "/api/credentials/current", USE, this::current);
+    add(router, HttpMethod.POST, "/api/credentials/reencrypt", ADMIN, this::reencrypt);
+    add(router, HttpMethod.GET, "/api/credentials/:id", ADMIN, this::get);
+    add(router, HttpMethod.GET, "/api/credentials/:id/history", ADMIN, this::history);
+    add(router, HttpMethod.POST, "/api/credentials/:id/retire", ADMIN, this::retire);
+    add(router, HttpMethod.POST, "/api/credentials/:id/rotate", ADMIN, this::rotate);
+    add(router, HttpMethod.POST, "/api/credentials/:id/usage", USE, this::usage);
   }
 
-  private void add(Router router, HttpMethod method, String path, Handler<RoutingContext> handler) {
-    RequestInput.route(router, declared, method, path, handler);
+  /** Management needs {@code admin}; the calling side needs {@code credentials:use} (when auth is on). */
+  private void add(Router router, HttpMethod method, String path, String scope, Handler<RoutingContext> handler) {
+    RequestInput.route(router, declared, method, path, guard.require(scope), handler);
   }
 
   private void create(RoutingContext ctx) {

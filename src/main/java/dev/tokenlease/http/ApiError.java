@@ -22,7 +22,7 @@ import org.slf4j.LoggerFactory;
  * {@code {status, message}} with the matching HTTP status. Unexpected failures are logged with
  * their stack trace and never shown to the caller.
  */
-final class ApiError implements Handler<RoutingContext> {
+public final class ApiError implements Handler<RoutingContext> {
   private static final Logger LOG = LoggerFactory.getLogger(ApiError.class);
 
   private record Template(HttpMethod method, Pattern path) {}
@@ -103,7 +103,8 @@ final class ApiError implements Handler<RoutingContext> {
     }
   }
 
-  static void write(RoutingContext ctx, int code, String status, String message) {
+  /** Writes the pool API's error body {@code {status, message}} unless a response has begun. */
+  public static void write(RoutingContext ctx, int code, String status, String message) {
     HttpServerResponse response = ctx.response();
     if (response.headWritten()) {
       if (!response.ended()) {

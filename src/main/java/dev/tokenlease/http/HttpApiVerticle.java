@@ -1,5 +1,9 @@
 package dev.tokenlease.http;
 
+import dev.tokenlease.auth.Auth;
+import dev.tokenlease.auth.Guard;
+import dev.tokenlease.auth.M2mRoutes;
+import dev.tokenlease.auth.OAuthRoutes;
 import dev.tokenlease.credentials.CredentialRoutes;
 import dev.tokenlease.pool.bus.PoolClient;
 import io.vertx.core.Future;
@@ -22,10 +26,12 @@ public final class HttpApiVerticle extends VerticleBase {
   private static final int IDLE_TIMEOUT_SECONDS = 30;
 
   private final int port;
+  private final Auth auth;
   private HttpServer server;
 
-  public HttpApiVerticle(int port) {
+  public HttpApiVerticle(int port, Auth auth) {
     this.port = port;
+    this.auth = auth;
   }
 
   @Override
@@ -33,8 +39,11 @@ public final class HttpApiVerticle extends VerticleBase {
     Router router = Router.router(vertx);
     router.route().handler(new JsonBodyHandler(BODY_LIMIT));
     List<RequestInput.Declared> declared = new ArrayList<>();
-    new TokenRoutes(new PoolClient(vertx), declared).mount(router);
-    new CredentialRoutes(vertx.eventBus(), declared).mount(router);
+    Guard guard = new Guard(auth);
+    new TokenRoutes(new PoolClient(vertx), declared, guard).mount(router);
+    new CredentialRoutes(vertx.eventBus(), declared, guard).mount(router);
+    new OAuthRoutes(auth, declared).mount(router);
+    new M2mRoutes(auth, declared).mount(router);
     ApiError errors = new ApiError(declared, BODY_LIMIT);
     router.route().failureHandler(errors);
     for (int status : new int[] {400, 404, 405, 413, 500}) {

@@ -29,6 +29,18 @@ public final class RequestInput {
     declared.add(new Declared(method, path));
   }
 
+  /** A route whose handler runs after {@code guard} (authentication, rate limits) lets it through. */
+  public static void route(Router router, List<Declared> declared, HttpMethod method, String path,
+      Handler<RoutingContext> guard, Handler<RoutingContext> handler) {
+    router.route(method, path).handler(guard).handler(handler);
+    declared.add(new Declared(method, path));
+  }
+
+  /** The request body as read, whatever its type; empty when there was none. */
+  public static Buffer rawBody(RoutingContext ctx) {
+    return JsonBodyHandler.body(ctx);
+  }
+
   /** The request body as a JSON object; an empty body counts as {@code {}}. */
   public static JsonObject body(RoutingContext ctx) {
     Buffer buffer = JsonBodyHandler.body(ctx);

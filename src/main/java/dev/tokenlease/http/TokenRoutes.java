@@ -1,5 +1,6 @@
 package dev.tokenlease.http;
 
+import dev.tokenlease.auth.Guard;
 import dev.tokenlease.pool.bus.PoolClient;
 import dev.tokenlease.pool.bus.PoolJson;
 import dev.tokenlease.pool.bus.PoolMessages;
@@ -16,28 +17,35 @@ import java.util.List;
  * every failure goes to {@link ApiError}.
  */
 final class TokenRoutes {
+  private static final String READ = "tokens:read";
+  private static final String WRITE = "tokens:write";
+  private static final String ADMIN = "admin";
+
   private final PoolClient pool;
   private final List<RequestInput.Declared> declared;
+  private final Guard guard;
 
-  TokenRoutes(PoolClient pool, List<RequestInput.Declared> declared) {
+  TokenRoutes(PoolClient pool, List<RequestInput.Declared> declared, Guard guard) {
     this.pool = pool;
     this.declared = declared;
+    this.guard = guard;
   }
 
   void mount(Router router) {
-    add(router, HttpMethod.POST, "/api/tokens/activate", this::activate);
-    add(router, HttpMethod.GET, "/api/tokens", this::list);
-    add(router, HttpMethod.DELETE, "/api/tokens/active", this::clear);
-    add(router, HttpMethod.GET, "/api/tokens/:token_id", this::get);
-    add(router, HttpMethod.GET, "/api/tokens/:token_id/usages", this::tokenUsages);
-    add(router, HttpMethod.POST, "/api/tokens/:token_id/release", this::release);
-    add(router, HttpMethod.POST, "/api/tokens/:token_id/renew", this::renew);
-    add(router, HttpMethod.GET, "/api/users/:user_id/usages", this::userUsages);
-    add(router, HttpMethod.GET, "/api/health", this::health);
+    add(router, HttpMethod.POST, "/api/tokens/activate", WRITE, this::activate);
+    add(router, HttpMethod.GET, "/api/tokens", READ, this::list);
+    add(router, HttpMethod.DELETE, "/api/tokens/active", ADMIN, this::clear);
+    add(router, HttpMethod.GET, "/api/tokens/:token_id", READ, this::get);
+    add(router, HttpMethod.GET, "/api/tokens/:token_id/usages", READ, this::tokenUsages);
+    add(router, HttpMethod.POST, "/api/tokens/:token_id/release", WRITE, this::release);
+    add(router, HttpMethod.POST, "/api/tokens/:token_id/renew", WRITE, this::renew);
+    add(router, HttpMethod.GET, "/api/users/:user_id/usages", READ, this::userUsages);
+    // Health stays open: load balancers and orchestrators probe it without credentials.
+    RequestInput.route(router, declared, HttpMethod.GET, "/api/health", this::health);
   }
 
-  private void add(Router router, HttpMethod method, String path, Handler<RoutingContext> handler) {
-    RequestInput.route(router, declared, method, path, handler);
+  private void add(Router router, HttpMethod method, String path, String scope, Handler<RoutingContext> handler) {
+    RequestInput.route(router, declared, method, path, guard.require(scope), handler);
   }
 
   private void activate(RoutingContext ctx) {

@@ -56,7 +56,8 @@ class AppConfigTest {
       "TOKENS_HTTP_PORT, 70000", "TOKENS_HTTP_PORT, abc", "TOKENS_POOL_SIZE, 0", "TOKENS_POOL_SIZE, -5",
       "TOKENS_POOL_LEASE_TTL, 2 minutes", "TOKENS_POOL_LEASE_TTL, PT0S", "TOKENS_POOL_LEASE_TTL, -PT1M",
       "TOKENS_POOL_SWEEP_INTERVAL, soon", "TOKENS_PERSISTENCE_ACK, sometimes", "TOKENS_PG_URL, mysql://x",
-      "TOKENS_PERSISTENCE_QUEUE_CAPACITY, 0"})
+      "TOKENS_PERSISTENCE_QUEUE_CAPACITY, 0", "TOKENS_AUTH_REQUIRED, yes", "TOKENS_M2M_TOKEN_TTL, P2D",
+      "TOKENS_RATE_LIMIT_PER_SECOND, -1", "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND, 0", "TOKENS_ADMIN_CLIENT_ID, bad id"})
   @DisplayName("a bad value stops start-up with one line naming the variable")
   void badValues(String key, String value) throws Exception {
     JsonObject json = defaults().put(key, value);
@@ -81,5 +82,24 @@ class AppConfigTest {
     AppConfig config = AppConfig.fromJson(defaults().put("TOKENS_VAULT_KEYSET", valid));
     assertThat(config.vault().keysetJson()).isEqualTo(valid.trim());
     assertThat(config.toString()).doesNotContain(valid.trim());
+  }
+
+  @Test
+  @DisplayName("the bootstrap admin needs both id and a long secret, and the secret is never echoed")
+  void adminClient() throws Exception {
+    assertThatThrownBy(() -> AppConfig.fromJson(defaults().put("TOKENS_ADMIN_CLIENT_ID", "admin")))
+        .hasMessageStartingWith("TOKENS_ADMIN_CLIENT_SECRET: ");
+    assertThatThrownBy(() -> AppConfig.fromJson(defaults().put("TOKENS_ADMIN_CLIENT_SECRET", "x".repeat(40))))
+        .hasMessageStartingWith("TOKENS_ADMIN_CLIENT_ID: ");
+    assertThatThrownBy(() -> AppConfig.fromJson(defaults().put("TOKENS_ADMIN_CLIENT_ID", "admin")
+        .put("TOKENS_ADMIN_CLIENT_SECRET", "short-secret-value")))
+        .hasMessageStartingWith("TOKENS_ADMIN_CLIENT_SECRET: ")
+        .satisfies(e -> assertThat(e.getMessage()).doesNotContain("short-secret-value"));
+    String secret = "a-long-enough-admin-secret-0123456789";
+    AppConfig config = AppConfig.fromJson(defaults().put("TOKENS_ADMIN_CLIENT_ID", "admin")
+        .put("TOKENS_ADMIN_CLIENT_SECRET", secret));
+    assertThat(config.auth().adminClientSecret()).isEqualTo(secret);
+    assertThat(config.auth().required()).isFalse();
+    assertThat(config.toString()).doesNotContain(secret);
   }
 }

@@ -79,11 +79,39 @@ public final class Http {
   }
 
   /**
+   * Sends a request with the given headers (name, value, name, value, ...) and body as is; no
+   * Content-Type is added.
+   */
+  public Response request(String method, String path, String body, String... headers) {
+    HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(base + path))
+        .timeout(Duration.ofSeconds(30))
+        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+    for (int i = 0; i < headers.length; i += 2) {
+      request.header(headers[i], headers[i + 1]);
+    }
+    try {
+      HttpResponse<String> r = client.send(request.build(), HttpResponse.BodyHandlers.ofString());
+      return new Response(r.statusCode(), r.headers(), r.body());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    } catch (java.io.IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
    * Sends bytes as they are, for requests no well-behaved client would build (bad escapes, broken
    * request lines), and reads the one response.
    */
   public Response raw(String request) {
-    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+    return rawFrom("127.0.0.1", request);
+  }
+
+  /** Like {@link #raw} but from the given local (loopback) address, to act as another client IP. */
+  public Response rawFrom(String localAddress, String request) {
+    try (java.net.Socket socket = new java.net.Socket(java.net.InetAddress.getByName("127.0.0.1"), port,
+        java.net.InetAddress.getByName(localAddress), 0)) {
       socket.setSoTimeout(10_000);
       socket.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
       socket.getOutputStream().flush();

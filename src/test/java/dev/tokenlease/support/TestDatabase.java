@@ -48,6 +48,15 @@ public final class TestDatabase {
     }
   }
 
+  /** The first column of the first row of a query, as text (null if none). */
+  public static String query(String url, String sql) {
+    try (Connection conn = connect(url); Statement st = conn.createStatement(); java.sql.ResultSet rs = st.executeQuery(sql)) {
+      return rs.next() ? rs.getString(1) : null;
+    } catch (SQLException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
   public static Connection connect(String url) throws SQLException {
     PgConnectOptions o = PgConnectOptions.fromUri(url);
     return DriverManager.getConnection("jdbc:postgresql://" + o.getHost() + ":" + o.getPort() + "/" + o.getDatabase(),

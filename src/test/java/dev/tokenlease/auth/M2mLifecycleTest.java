@@ -1,0 +1,106 @@
+package dev.tokenlease.auth;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.tokenlease.support.RunningService;
+import dev.tokenlease.support.TestDatabase;
+import io.vertx.core.json.JsonObject;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+@DisplayName("M2M tokens over time: expiry, restarts, and the per-client cap")
+class M2mLifecycleTest {
+  private static final String ADMIN_SECRET = "admin-secret-" + UUID.randomUUID();
+  private String database;
+  private RunningService service;
+
+  @BeforeEach
+  void createDatabase() {
+    database = TestDatabase.create();
+  }
+
+  @AfterEach
+  void tearDown() {
+    if (service != null) {
+      service.close();
+    }
+    TestDatabase.drop(database);
+  }
+
+  private M2mClient start(String ttl) throws Exception {
+    service = RunningService.start(database, new JsonObject()
+        .put("TOKENS_AUTH_REQUIRED", true)
+        .put("TOKENS_ADMIN_CLIENT_ID", "admin")
+        .put("TOKENS_ADMIN_CLIENT_SECRET", ADMIN_SECRET)
+        .put("TOKENS_M2M_TOKEN_TTL", ttl)
+        .put("TOKENS_OAUTH_RATE_LIMIT_PER_SECOND", 10_000)
+        .put("TOKENS_OAUTH_RATE_LIMIT_BURST", 10_000)
+        .put("TOKENS_POOL_SIZE", 5));
+    return new M2mClient(service.http());
+  }
+
+  @Test
+  @DisplayName("an expired token is refused at once, by the pool API, introspection and the listing")
+  void expiry() throws Exception {
+    M2mClient m2m = start("PT1S");
+    String admin = m2m.token("admin", ADMIN_SECRET, null);
+    JsonObject client = m2m.register(admin, "short", "t1", "tokens:read");
+    String token = m2m.token(client.getString("clientId"), client.getString("clientSecret"), null);
+    assertThat(m2m.get("/api/tokens", token).status()).isEqualTo(200);
+    Thread.sleep(1_100);
+    assertThat(m2m.get("/api/tokens", token).status()).isEqualTo(401);
+    assertThat(m2m.introspect(client.getString("clientId"), client.getString("clientSecret"), token).json())
+        .isEqualTo(new JsonObject().put("active", false));
+    String freshAdmin = m2m.token("admin", ADMIN_SECRET, null);
+    JsonObject listed = m2m.get("/auth/m2m/tokens?clientId=" + client.getString("clientId"), freshAdmin).json();
+    assertThat(listed.getJsonArray("tokens").getJsonObject(0).getBoolean("active")).isFalse();
+    assertThat(m2m.get("/auth/m2m/tokens?active=true&clientId=" + client.getString("clientId"), freshAdmin)
+        .json().getLong("total")).isZero();
+  }
+
+  @Test
+  @DisplayName("live tokens survive a restart; revoked ones stay revoked; secrets are only hashes in the database")
+  void restart() throws Exception {
+    M2mClient m2m = start("PT1H");
+    String admin = m2m.token("admin", ADMIN_SECRET, null);
+    JsonObject client = m2m.register(admin, "durable", "t1", "tokens:read");
+    String kept = m2m.token(client.getString("clientId"), client.getString("clientSecret"), null);
+    String revoked = m2m.token(client.getString("clientId"), client.getString("clientSecret"), null);
+    m2m.revoke(client.getString("clientId"), client.getString("clientSecret"), revoked);
+    service.close();
+    service = null;
+
+    m2m = start("PT1H");
+    assertThat(m2m.get("/api/tokens", kept).status()).isEqualTo(200);
+    assertThat(m2m.get("/api/tokens", revoked).status()).isEqualTo(401);
+    assertThat(m2m.get("/api/tokens", admin).status()).isEqualTo(200);
+
+    String dump = TestDatabase.query(database, "SELECT string_agg(t::text, ' ') FROM m2m_tokens t")
+        + TestDatabase.query(database, "SELECT string_agg(c::text, ' ') FROM m2m_clients c");
+    for (String value : List.of(kept, revoked, admin, client.getString("clientSecret"), ADMIN_SECRET)) {
+      assertThat(dump).doesNotContain(value);
+    }
+  }
+
+  @Test
+  @DisplayName("a client holds at most 100 live tokens: the next one revokes its oldest")
+  void perClientCap() throws Exception {
+    M2mClient m2m = start("PT1H");
+    String admin = m2m.token("admin", ADMIN_SECRET, null);
+    JsonObject client = m2m.register(admin, "greedy", "t1", "tokens:read");
+    List<String> tokens = new ArrayList<>();
+    for (int i = 0; i < AuthService.MAX_LIVE_TOKENS_PER_CLIENT + 1; i++) {
+      tokens.add(m2m.token(client.getString("clientId"), client.getString("clientSecret"), null));
+    }
+    assertThat(m2m.get("/api/tokens", tokens.get(0)).status()).isEqualTo(401);
+    assertThat(m2m.get("/api/tokens", tokens.get(1)).status()).isEqualTo(200);
+    assertThat(m2m.get("/api/tokens", tokens.get(tokens.size() - 1)).status()).isEqualTo(200);
+    assertThat(m2m.get("/auth/m2m/tokens?active=true&clientId=" + client.getString("clientId"), admin)
+        .json().getLong("total")).isEqualTo(AuthService.MAX_LIVE_TOKENS_PER_CLIENT);
+  }
+}
