@@ -47,10 +47,17 @@ final class AuthService {
     return auth.clock().instant();
   }
 
-  /** The client if the secret is right, else null; the same work either way. */
-  Future<Client> authenticate(String clientId, String secret) {
+  /**
+   * The client if the secret (or its alternative spelling, when not null) is right, else null; the
+   * same work whether or not the client exists.
+   */
+  Future<Client> authenticate(String clientId, String secret, String alternative) {
     return store.findClient(clientId).map(client -> {
-      boolean matches = Secrets.matches(client == null ? DUMMY_HASH : client.secretHash(), secret);
+      byte[] stored = client == null ? DUMMY_HASH : client.secretHash();
+      boolean matches = Secrets.matches(stored, secret);
+      if (alternative != null) {
+        matches |= Secrets.matches(stored, alternative);
+      }
       return client != null && matches ? client : null;
     });
   }

@@ -48,7 +48,12 @@ public final class OAuthRoutes {
     }
   }
 
-  private record Credentials(String clientId, String secret, boolean basic) {}
+  /**
+   * A client's credentials. {@code undecoded} is the Basic secret as sent when form-decoding changed
+   * it: RFC 6749 §2.3.1 asks clients to form-encode before Basic encoding, but many (curl -u among
+   * them) do not, so a secret with '+' or '%' in it is tried both ways.
+   */
+  private record Credentials(String clientId, String secret, String undecoded) {}
 
   private final Auth auth;
   private final List<RequestInput.Declared> declared;
@@ -165,13 +170,14 @@ public final class OAuthRoutes {
   }
 
   private Future<Client> authenticated(Credentials credentials) {
-    return auth.service().authenticate(credentials.clientId(), credentials.secret()).map(client -> {
-      if (client == null) {
-        LOG.warn("Failed client authentication for client id '{}'", credentials.clientId());
-        throw new OAuthError(401, "invalid_client", "Client authentication failed.");
-      }
-      return client;
-    });
+    return auth.service().authenticate(credentials.clientId(), credentials.secret(), credentials.undecoded())
+        .map(client -> {
+          if (client == null) {
+            LOG.warn("Failed client authentication for client id '{}'", credentials.clientId());
+            throw new OAuthError(401, "invalid_client", "Client authentication failed.");
+          }
+          return client;
+        });
   }
 
   /** The client's credentials from exactly one of the Basic header and the form (RFC 6749 §2.3.1). */
@@ -190,7 +196,7 @@ public final class OAuthRoutes {
       if (id == null || secret == null) {
         throw new OAuthError(401, "invalid_client", "Both client_id and client_secret are required.");
       }
-      credentials = new Credentials(id, secret, false);
+      credentials = new Credentials(id, secret, null);
     } else {
       throw new OAuthError(401, "invalid_client", "Client authentication is required (HTTP Basic or form fields).");
     }
@@ -212,10 +218,19 @@ public final class OAuthRoutes {
         throw new IllegalArgumentException("no colon");
       }
       // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-      return new Credentials(URLDecoder.decode(decoded.substring(0, colon), StandardCharsets.UTF_8),
-          URLDecoder.decode(decoded.substring(colon + 1), StandardCharsets.UTF_8), true);
+      String raw = decoded.substring(colon + 1);
+      String secret = formDecode(raw);
+      return new Credentials(formDecode(decoded.substring(0, colon)), secret, secret.equals(raw) ? null : raw);
     } catch (IllegalArgumentException e) {
       throw new OAuthError(401, "invalid_client", "Malformed HTTP Basic credentials.");
+    }
+  }
+
+  private static String formDecode(String value) {
+    try {
+      return URLDecoder.decode(value, StandardCharsets.UTF_8);
+    } catch (IllegalArgumentException e) {
+      return value; // not form-encoded after all ('%' without two hex digits)
     }
   }
 

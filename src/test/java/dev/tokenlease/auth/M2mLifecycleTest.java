@@ -15,7 +15,8 @@ import org.junit.jupiter.api.Test;
 
 @DisplayName("M2M tokens over time: expiry, restarts, and the per-client cap")
 class M2mLifecycleTest {
-  private static final String ADMIN_SECRET = "admin-secret-" + UUID.randomUUID();
+  /** With '+', '/' and '=' as in `openssl rand -base64 32` output. */
+  private static final String ADMIN_SECRET = "admin+secret/" + UUID.randomUUID() + "==";
   private String database;
   private RunningService service;
 
@@ -76,6 +77,10 @@ class M2mLifecycleTest {
     service = null;
 
     m2m = start("PT1H");
+    // Basic credentials sent without form-encoding the secret first (as curl -u does) work too.
+    String raw = "Basic " + java.util.Base64.getEncoder().encodeToString(("admin:" + ADMIN_SECRET).getBytes());
+    assertThat(service.http().request("POST", "/oauth/token", "grant_type=client_credentials",
+        "Content-Type", M2mClient.FORM, "Authorization", raw).status()).isEqualTo(200);
     assertThat(m2m.get("/api/tokens", kept).status()).isEqualTo(200);
     assertThat(m2m.get("/api/tokens", revoked).status()).isEqualTo(401);
     assertThat(m2m.get("/api/tokens", admin).status()).isEqualTo(200);
