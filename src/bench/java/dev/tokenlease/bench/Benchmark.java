@@ -63,6 +63,7 @@ public final class Benchmark {
   private final int cores = Runtime.getRuntime().availableProcessors();
   private final List<Scenario> scenarios = new ArrayList<>();
   private final List<Scale> scales = new ArrayList<>();
+  private double bearerChecksPerSecond = Double.NaN;
 
   private Benchmark(Settings settings) {
     this.settings = settings;
@@ -74,7 +75,7 @@ public final class Benchmark {
       words.addAll(List.of(arg.trim().split("\\s+")));
     }
     boolean quick = words.contains("--quick") || words.contains("quick");
-    // --only=noop,memory,durable,dblock,mixed,scale runs a subset (while tuning); the default runs all.
+    // --only=noop,memory,durable,auth,dblock,mixed,scale runs a subset (while tuning); the default runs all.
     List<String> only = words.stream().filter(w -> w.startsWith("--only="))
         .flatMap(w -> List.of(w.substring(7).split(",")).stream()).toList();
     Settings settings = quick
@@ -97,6 +98,9 @@ public final class Benchmark {
       if (settings.runs(ack)) {
         activation(ack, activate);
       }
+    }
+    if (settings.runs("auth")) {
+      authenticated();
     }
     if (settings.runs("dblock")) {
       dblock(activate);
@@ -121,6 +125,7 @@ public final class Benchmark {
   private void activation(String ack, Path activate) throws Exception {
     log("activate, " + ack + " acknowledgments, pool of 100 (full: every activation evicts)");
     String database = TestDatabase.create();
+    settle();
     try (ServiceProcess service = ServiceProcess.launch(Map.of("TOKENS_PG_URL", database,
         "TOKENS_PERSISTENCE_ACK", ack, "TOKENS_POOL_SIZE", "100")).awaitReady(Duration.ofSeconds(120))) {
       scenarios.add(measure(ack, "activate, " + ack + " ack, pool full", service.port(), activate, this::activation));
@@ -128,6 +133,49 @@ public final class Benchmark {
     } finally {
       TestDatabase.drop(database);
     }
+  }
+
+  /**
+   * Activations with TOKENS_AUTH_REQUIRED=true: every request carries a bearer token that the
+   * service checks in memory (hash + lookup) and for scope; compared with the memory scenario.
+   */
+  private void authenticated() throws Exception {
+    log("activate, memory acknowledgments, with a bearer token on every request");
+    String database = TestDatabase.create();
+    String secret = UUID.randomUUID() + "-" + UUID.randomUUID();
+    Map<String, String> env = new HashMap<>(serviceEnv(database, "memory", 100));
+    env.put("TOKENS_AUTH_REQUIRED", "true");
+    env.put("TOKENS_ADMIN_CLIENT_ID", "bench-admin");
+    env.put("TOKENS_ADMIN_CLIENT_SECRET", secret);
+    bearerChecksPerSecond = dev.tokenlease.auth.BearerCheckRate.measure(1000);
+    log(String.format(Locale.ROOT, "  bearer check alone (hash + lookup, 1000 live tokens): %.0f checks/s on one thread",
+        bearerChecksPerSecond));
+    settle();
+    try (ServiceProcess service = ServiceProcess.launch(env).awaitReady(Duration.ofSeconds(120))) {
+      String basic = java.util.Base64.getEncoder().encodeToString(("bench-admin:" + secret).getBytes());
+      Http.Response issued = service.http().request("POST", "/oauth/token", "grant_type=client_credentials&scope=tokens:write",
+          "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic " + basic);
+      if (issued.status() != 200) {
+        throw new IllegalStateException("cannot get a bench access token: " + issued);
+      }
+      String token = issued.json().getString("access_token");
+      Path script = write("activate-auth.lua", Wrk.authenticatedActivateScript(token));
+      Supplier<OpenLoopLoad.Call> calls = () -> new OpenLoopLoad.Call(HttpMethod.POST, "/api/tokens/activate",
+          Buffer.buffer("{\"user_id\":\"" + UUID.randomUUID() + "\"}"), "Bearer " + token);
+      scenarios.add(measure("auth", "activate, memory ack, bearer token checked per request", service.port(), script, calls));
+      service.terminate(Duration.ofSeconds(60));
+    } finally {
+      TestDatabase.drop(database);
+    }
+  }
+
+  /**
+   * Lets PostgreSQL write out what the previous scenario left (a checkpoint) so that a scenario
+   * does not pay for its predecessor's writes.
+   */
+  private static void settle() throws InterruptedException {
+    TestDatabase.execute(TestDatabase.adminUrl(), "CHECKPOINT");
+    Thread.sleep(1_000);
   }
 
   private void dblock(Path activate) throws Exception {
@@ -318,6 +366,7 @@ public final class Benchmark {
     ratios.put("durable/memory", rps("durable") / rps("memory"));
     ratios.put("memory/dblock", rps("memory") / rps("dblock"));
     ratios.put("durable/dblock", rps("durable") / rps("dblock"));
+    ratios.put("auth/memory", rps("auth") / rps("memory"));
 
     StringBuilder md = new StringBuilder();
     md.append("# Benchmark (").append(settings.name()).append(", ").append(Instant.now().toString(), 0, 19).append("Z)\n\n");
@@ -340,6 +389,9 @@ public final class Benchmark {
     md.append(String.format(Locale.ROOT, "| durable/memory | %.2f | >= 0.50 |%n", ratios.get("durable/memory")));
     md.append(String.format(Locale.ROOT, "| memory/dblock | %.1f | >= 10 |%n", ratios.get("memory/dblock")));
     md.append(String.format(Locale.ROOT, "| durable/dblock | %.1f | >= 3 |%n", ratios.get("durable/dblock")));
+    md.append(String.format(Locale.ROOT, "| auth/memory | %.2f | >= 0.80 |%n", ratios.get("auth/memory")));
+    md.append(String.format(Locale.ROOT, "%nBearer check alone (SHA-256 + lookup, one thread): %.0f checks/s.%n",
+        bearerChecksPerSecond));
     md.append("\n| tokens | activate rps (service, memory) | pool core activations/s | heap after GC MB | heap bytes/token | first start s | restart s |\n");
     md.append("|---:|---:|---:|---:|---:|---:|---:|\n");
     for (Scale s : scales) {
@@ -356,7 +408,8 @@ public final class Benchmark {
     Files.writeString(out.resolve("bench.md"), md);
 
     JsonObject json = new JsonObject().put("mode", settings.name()).put("cores", cores)
-        .put("java", System.getProperty("java.version")).put("seconds", took.toSeconds());
+        .put("java", System.getProperty("java.version")).put("seconds", took.toSeconds())
+        .put("bearerChecksPerSecond", Double.isNaN(bearerChecksPerSecond) ? null : bearerChecksPerSecond);
     JsonArray scenarioJson = new JsonArray();
     scenarios.forEach(s -> scenarioJson.add(JsonObject.mapFrom(s)));
     JsonArray scaleJson = new JsonArray();

@@ -27,7 +27,12 @@ import org.HdrHistogram.Histogram;
  */
 final class OpenLoopLoad {
   /** One request to send. */
-  record Call(HttpMethod method, String path, Buffer body) {}
+  /** One request; {@code authorization} is an Authorization header value, or null. */
+  record Call(HttpMethod method, String path, Buffer body, String authorization) {
+    Call(HttpMethod method, String path, Buffer body) {
+      this(method, path, body, null);
+    }
+  }
 
   /**
    * Latency in microseconds, what went wrong, and the rates offered and achieved. When the achieved
@@ -123,8 +128,12 @@ final class OpenLoopLoad {
     private void send(long due) {
       sent++;
       Call call = calls.get();
-      client.request(new RequestOptions().setMethod(call.method()).setURI(call.path())
-              .putHeader("content-type", "application/json"))
+      RequestOptions options = new RequestOptions().setMethod(call.method()).setURI(call.path())
+          .putHeader("content-type", "application/json");
+      if (call.authorization() != null) {
+        options.putHeader("authorization", call.authorization());
+      }
+      client.request(options)
           .compose(request -> call.body() == null ? request.send() : request.send(call.body()))
           .compose(response -> response.body().map(body -> response.statusCode()))
           .onComplete(done -> {

@@ -76,6 +76,11 @@ final class Wrk {
     return PRELUDE + "request = activation\n";
   }
 
+  /** Like {@link #activateScript()}, with a bearer token on every request. */
+  static String authenticatedActivateScript(String accessToken) {
+    return PRELUDE + "wrk.headers[\"Authorization\"] = \"Bearer " + accessToken + "\"\nrequest = activation\n";
+  }
+
   /** 80 % GET of a token, 15 % activation, 5 % a token's usage history. */
   static String mixedScript(List<String> tokenIds) {
     StringBuilder ids = new StringBuilder();

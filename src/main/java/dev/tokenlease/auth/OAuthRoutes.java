@@ -234,7 +234,10 @@ public final class OAuthRoutes {
     }
   }
 
-  /** The requested scopes, which must all be the client's; none requested means all of them. */
+  /**
+   * The requested scopes, which must all be the client's (any, for an admin client); none requested
+   * means all of the client's.
+   */
   private static List<String> scopes(String requested, Client client) {
     if (requested == null) {
       return List.copyOf(client.scopes());
@@ -244,7 +247,8 @@ public final class OAuthRoutes {
       if (!SCOPE.matcher(scope).matches()) {
         throw new OAuthError(400, "invalid_scope", "Malformed scope: scopes are separated by single spaces.");
       }
-      if (!client.scopes().contains(scope)) {
+      // admin implies every scope, so an admin client may ask for a narrower token.
+      if (!client.scopes().contains(scope) && !client.scopes().contains(Principal.ADMIN)) {
         throw new OAuthError(400, "invalid_scope", "Scope '" + scope + "' is not granted to this client.");
       }
       scopes.add(scope);

@@ -182,6 +182,10 @@ class M2mAuthTest {
         new JsonObject().put("user_id", lease.getString("user_id")).encode()).status()).isEqualTo(200);
     assertThat(m2m.send("DELETE", "/api/tokens/active", writer, null).status()).isEqualTo(403);
     assertThat(m2m.send("DELETE", "/api/tokens/active", admin, null).status()).isEqualTo(200);
+    // An admin client may take a narrower token, which then has only that scope.
+    String narrowed = m2m.token(ADMIN_ID, ADMIN_SECRET, "tokens:read");
+    assertThat(m2m.get("/api/tokens", narrowed).status()).isEqualTo(200);
+    assertThat(m2m.send("DELETE", "/api/tokens/active", narrowed, null).status()).isEqualTo(403);
     assertThat(http.get("/api/health").status()).isEqualTo(200);
 
     // The vault: management needs admin, the calling side credentials:use.
