@@ -24,8 +24,10 @@ class ClusterTest {
   void otherNode() throws Exception {
     String database = TestDatabase.create();
     int servicePort = RunningService.freePort();
+    String adminSecret = "cluster-admin-secret-" + UUID.randomUUID();
     try (RunningService service = RunningService.start(database, new JsonObject()
-        .put("TOKENS_CLUSTER", true).put("TOKENS_CLUSTER_PORT", servicePort).put("TOKENS_POOL_SIZE", 5))) {
+        .put("TOKENS_CLUSTER", true).put("TOKENS_CLUSTER_PORT", servicePort).put("TOKENS_POOL_SIZE", 5)
+        .put("TOKENS_ADMIN_CLIENT_ID", "admin").put("TOKENS_ADMIN_CLIENT_SECRET", adminSecret))) {
       AppConfig.ClusterConfig peer = new AppConfig.ClusterConfig(true, "127.0.0.1", RunningService.freePort(),
           List.of("127.0.0.1:" + servicePort));
       Vertx node = ClusterSupport.vertx(peer).toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
@@ -52,6 +54,24 @@ class ClusterTest {
             .toCompletionStage().toCompletableFuture().handle((ok, err) -> err).get(30, TimeUnit.SECONDS);
         assertThat(refused.getCause() == null ? refused : refused.getCause()).isInstanceOfSatisfying(ReplyException.class,
             e -> assertThat(e.failureCode()).isEqualTo(400));
+
+        // Issued and revoked access tokens reach the other nodes as hashes, never as values.
+        List<JsonObject> authChanges = new java.util.concurrent.CopyOnWriteArrayList<>();
+        node.eventBus().<JsonObject>consumer("auth.m2m.changes", message -> authChanges.add(message.body()))
+            .completion().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+        String basic = java.util.Base64.getEncoder().encodeToString(("admin:" + adminSecret).getBytes());
+        String token = service.http().request("POST", "/oauth/token", "grant_type=client_credentials",
+            "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic " + basic)
+            .json().getString("access_token");
+        service.http().request("POST", "/oauth/revoke", "token=" + token,
+            "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic " + basic);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (authChanges.size() < 2 && System.nanoTime() < deadline) {
+          Thread.sleep(20);
+        }
+        assertThat(authChanges).extracting(c -> c.getString("type")).containsExactly("issued", "revoked");
+        assertThat(authChanges.get(1).getJsonArray("hashes")).containsExactly(authChanges.get(0).getString("hash"));
+        assertThat(authChanges.toString()).doesNotContain(token).doesNotContain(adminSecret);
       } finally {
         node.close().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
       }

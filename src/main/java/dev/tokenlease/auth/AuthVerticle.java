@@ -44,9 +44,11 @@ public final class AuthVerticle extends VerticleBase {
     if (adminId != null) {
       bootstrap = store.upsertBootstrap(adminId, Secrets.hash(auth.config().adminClientSecret()), now)
           .onSuccess(v -> LOG.info("Bootstrap admin client '{}' is configured", adminId));
+    } else if (auth.config().required()) {
+      LOG.warn("Authentication is required but no admin client is configured: set TOKENS_ADMIN_CLIENT_ID and "
+          + "TOKENS_ADMIN_CLIENT_SECRET to register clients");
     } else {
-      LOG.info("No bootstrap admin client configured ({} / TOKENS_ADMIN_CLIENT_SECRET unset)",
-          "TOKENS_ADMIN_CLIENT_ID");
+      LOG.info("No bootstrap admin client configured (TOKENS_ADMIN_CLIENT_ID / TOKENS_ADMIN_CLIENT_SECRET unset)");
     }
     return bootstrap.compose(v -> changes.completion()).compose(v -> store.loadLive(now)).map(live -> {
       live.forEach(token -> auth.tokens().put(token.hashHex(), token.principal()));

@@ -32,7 +32,7 @@ public final class Guard {
   public Handler<RoutingContext> require(String scope) {
     return ctx -> {
       if (!auth.config().required()) {
-        if (!limited(ctx, "ip:" + remote(ctx))) {
+        if (!auth.general().enabled() || !limited(ctx, "ip:" + remote(ctx))) {
           ctx.next();
         }
         return;

@@ -92,42 +92,39 @@ public final class OAuthRoutes {
   }
 
   private void revoke(RoutingContext ctx) {
-    run(ctx, form -> {
-      Credentials credentials = credentials(ctx, form);
-      String token = form.get("token");
-      if (token == null) {
-        throw new OAuthError(400, "invalid_request", "Missing token.");
-      }
-      // token_type_hint is optional and only a hint (RFC 7009 §2.1): every token here is an access token.
-      return authenticated(credentials)
-          .compose(client -> auth.service().revoke(client, token))
-          .map(v -> new JsonObject());
-    });
+    // token_type_hint is optional and only a hint (RFC 7009 §2.1): every token here is an access token.
+    withToken(ctx, (client, token) -> auth.service().revoke(client, token).map(v -> new JsonObject()));
   }
 
   private void introspect(RoutingContext ctx) {
+    withToken(ctx, (client, token) -> {
+      Principal principal = auth.service().introspect(client, token);
+      if (principal == null) {
+        return Future.succeededFuture(new JsonObject().put("active", false));
+      }
+      return Future.succeededFuture(new JsonObject()
+          .put("active", true)
+          .put("scope", String.join(" ", new java.util.TreeSet<>(principal.scopes())))
+          .put("client_id", principal.clientId())
+          .put("token_type", "Bearer")
+          .put("exp", principal.expiresAt().getEpochSecond())
+          .put("iat", principal.issuedAt().getEpochSecond())
+          .put("sub", principal.clientId())
+          .put("jti", principal.tokenId().toString())
+          .put("tenant_id", principal.tenantId()));
+    });
+  }
+
+  /** Revocation and introspection: an authenticated client and the {@code token} it asks about. */
+  private void withToken(RoutingContext ctx,
+      java.util.function.BiFunction<Client, String, Future<JsonObject>> handler) {
     run(ctx, form -> {
       Credentials credentials = credentials(ctx, form);
       String token = form.get("token");
       if (token == null) {
         throw new OAuthError(400, "invalid_request", "Missing token.");
       }
-      return authenticated(credentials).map(client -> {
-        Principal principal = auth.service().introspect(client, token);
-        if (principal == null) {
-          return new JsonObject().put("active", false);
-        }
-        return new JsonObject()
-            .put("active", true)
-            .put("scope", String.join(" ", new java.util.TreeSet<>(principal.scopes())))
-            .put("client_id", principal.clientId())
-            .put("token_type", "Bearer")
-            .put("exp", principal.expiresAt().getEpochSecond())
-            .put("iat", principal.issuedAt().getEpochSecond())
-            .put("sub", principal.clientId())
-            .put("jti", principal.tokenId().toString())
-            .put("tenant_id", principal.tenantId());
-      });
+      return authenticated(credentials).compose(client -> handler.apply(client, token));
     });
   }
 
