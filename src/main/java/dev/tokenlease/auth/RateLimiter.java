@@ -9,8 +9,9 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * Token buckets by key (a client id, or an IP address), refilled greedily at {@code perSecond} up to
  * {@code burst}. A bucket that has refilled completely is indistinguishable from a new one, so such
- * buckets are dropped when the map grows large: memory stays bounded by the keys seen recently,
- * whatever a caller invents.
+ * buckets are dropped periodically and when the map grows large (at most once a second): memory
+ * stays bounded by the keys seen recently. Keys a caller can invent (client ids on the token
+ * endpoint) are only reached after the per-IP limit, which bounds how fast they can be made.
  */
 public final class RateLimiter {
   private static final int SWEEP_ABOVE = 50_000;
@@ -18,6 +19,8 @@ public final class RateLimiter {
   private final int perSecond;
   private final int burst;
   private final Map<String, Bucket> buckets = new ConcurrentHashMap<>();
+  /** When a crowded map was last swept: at most one sweep a second, whatever the traffic. */
+  private final java.util.concurrent.atomic.AtomicLong lastSweep = new java.util.concurrent.atomic.AtomicLong(System.nanoTime());
 
   public RateLimiter(int perSecond, int burst) {
     this.perSecond = perSecond;
@@ -35,7 +38,9 @@ public final class RateLimiter {
     }
     Bucket bucket = buckets.get(key);
     if (bucket == null) {
-      if (buckets.size() >= SWEEP_ABOVE) {
+      long last = lastSweep.get();
+      if (buckets.size() >= SWEEP_ABOVE && System.nanoTime() - last > 1_000_000_000L
+          && lastSweep.compareAndSet(last, System.nanoTime())) {
         sweep();
       }
       bucket = buckets.computeIfAbsent(key, k -> newBucket());
