@@ -13,6 +13,8 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 public final class ActiveTokens {
   private final Map<String, Principal> byHash = new ConcurrentHashMap<>();
+  /** Clients deleted while this process runs: a token issued to one of them is never put back. */
+  private final java.util.Set<String> deletedClients = ConcurrentHashMap.newKeySet();
 
   /** The principal behind a presented token, or null when it is unknown, revoked or expired. */
   public Principal find(String token, Instant now) {
@@ -22,6 +24,10 @@ public final class ActiveTokens {
 
   void put(String hashHex, Principal principal) {
     byHash.put(hashHex, principal);
+    if (deletedClients.contains(principal.clientId())) {
+      // A deletion raced with this issue; its revocation in the database covers the token too.
+      byHash.remove(hashHex);
+    }
   }
 
   void remove(String hashHex) {
@@ -33,6 +39,7 @@ public final class ActiveTokens {
   }
 
   void removeClient(String clientId) {
+    deletedClients.add(clientId);
     byHash.values().removeIf(p -> p.clientId().equals(clientId));
   }
 

@@ -58,7 +58,16 @@ final class AuthService {
       if (alternative != null) {
         matches |= Secrets.matches(stored, alternative);
       }
-      return client != null && matches ? client : null;
+      if (client == null) {
+        // An unknown "client id" may be a secret sent in the wrong field: never log it.
+        LOG.warn("Failed client authentication: unknown client id");
+        return null;
+      }
+      if (!matches) {
+        LOG.warn("Failed client authentication for client {}", clientId);
+        return null;
+      }
+      return client;
     });
   }
 
@@ -68,14 +77,24 @@ final class AuthService {
     byte[] hash = Secrets.hash(value);
     StoredToken token = new StoredToken(UUID.randomUUID(), Secrets.hex(hash), client.clientId(), client.tenantId(),
         scopes, now, now.plus(auth.config().tokenTtl()));
-    return store.insertToken(token, hash, MAX_LIVE_TOKENS_PER_CLIENT).map(evicted -> {
+    return store.insertToken(token, hash, MAX_LIVE_TOKENS_PER_CLIENT).compose(evicted -> {
+      if (evicted == null) {
+        // Deleted between authentication and issue.
+        return Future.failedFuture(new OAuthRoutes.OAuthError(401, "invalid_client", "Client authentication failed."));
+      }
       auth.tokens().put(token.hashHex(), token.principal());
       revoked(evicted);
       bus.publish(CHANGES, new JsonObject().put("node", auth.node()).put("type", "issued").put("hash", token.hashHex())
           .put("id", token.id().toString()).put("clientId", token.clientId()).put("tenantId", token.tenantId())
           .put("scopes", new JsonArray(token.scopes())).put("issuedAt", token.createdAt().toEpochMilli()).put("expiresAt", token.expiresAt().toEpochMilli()));
       LOG.info("Issued token {} to client {} (scopes {})", token.id(), client.clientId(), scopes);
-      return new Issued(value, token);
+      Issued issued = new Issued(value, token);
+      if (evicted.isEmpty()) {
+        return Future.succeededFuture(issued);
+      }
+      return store.audit("M2M_TOKEN_REVOKED", "low", client.clientId(), client.tenantId(),
+          new JsonObject().put("clientId", client.clientId()).put("count", evicted.size())
+              .put("reason", "more than " + MAX_LIVE_TOKENS_PER_CLIENT + " live tokens"), now).map(issued);
     });
   }
 
@@ -139,12 +158,12 @@ final class AuthService {
   Future<String> rotateSecret(String clientId, Principal actor) {
     Instant now = now();
     String secret = Secrets.generate();
-    return store.rotateSecret(clientId, Secrets.hash(secret), now).compose(done -> {
-      if (!done) {
+    return store.rotateSecret(clientId, Secrets.hash(secret), now).compose(tenant -> {
+      if (tenant == null) {
         return Future.succeededFuture(null);
       }
       LOG.info("Rotated the secret of client {}", clientId);
-      return store.audit("M2M_CLIENT_SECRET_ROTATED", "high", actor.clientId(), null,
+      return store.audit("M2M_CLIENT_SECRET_ROTATED", "high", actor.clientId(), tenant,
           new JsonObject().put("clientId", clientId), now).map(secret);
     });
   }
@@ -152,14 +171,15 @@ final class AuthService {
   /** The number of tokens revoked with the client, or null when there was no such client. */
   Future<Integer> delete(String clientId, Principal actor) {
     Instant now = now();
-    return store.deleteClient(clientId, now).compose(hashes -> {
-      if (hashes == null) {
+    return store.deleteClient(clientId, now).compose(deleted -> {
+      if (deleted == null) {
         return Future.succeededFuture(null);
       }
+      List<String> hashes = deleted.revokedHashes();
       auth.tokens().removeClient(clientId);
       revoked(hashes);
       LOG.info("Deleted client {} and revoked {} token(s)", clientId, hashes.size());
-      return store.audit("M2M_CLIENT_DELETED", "high", actor.clientId(), null,
+      return store.audit("M2M_CLIENT_DELETED", "high", actor.clientId(), deleted.tenantId(),
           new JsonObject().put("clientId", clientId).put("revokedTokens", hashes.size()), now).map(hashes.size());
     });
   }

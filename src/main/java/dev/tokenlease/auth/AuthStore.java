@@ -48,15 +48,40 @@ final class AuthStore {
     this.pg = pg;
   }
 
-  /** Creates or updates the configured admin client (scope admin, tenant {@code system}). */
-  Future<Void> upsertBootstrap(String clientId, byte[] secretHash, Instant now) {
-    return pg.preparedQuery("INSERT INTO m2m_clients (" + CLIENT_COLUMNS + ") "
-            + "VALUES ($1, 'bootstrap admin', 'system', '{admin}', $2, $3, $3, true) "
-            + "ON CONFLICT (client_id) DO UPDATE SET scopes = '{admin}', bootstrap = true, deleted_at = NULL, "
-            + "secret_rotated_at = CASE WHEN m2m_clients.secret_hash = EXCLUDED.secret_hash "
-            + "THEN m2m_clients.secret_rotated_at ELSE EXCLUDED.secret_rotated_at END, "
-            + "secret_hash = EXCLUDED.secret_hash")
-        .execute(Tuple.of(clientId, Buffer.buffer(secretHash), time(now))).mapEmpty();
+  /**
+   * Makes the configured admin client (scope admin, tenant {@code system}) the only bootstrap
+   * admin, in one transaction: it is created or updated; when its secret changed, the tokens issued
+   * under the old one are revoked; any other bootstrap admin (a previous id, or all of them when
+   * {@code clientId} is null) is deleted with its tokens. Changing or removing the configured admin
+   * therefore cuts off the old one. Answers how many tokens were revoked.
+   */
+  Future<Integer> bootstrap(String clientId, byte[] secretHash, Instant now) {
+    return pg.withTransaction(tx -> {
+      Future<Integer> revoked = Future.succeededFuture(0);
+      if (clientId != null) {
+        revoked = tx.preparedQuery("SELECT secret_hash, deleted_at FROM m2m_clients WHERE client_id = $1 FOR UPDATE")
+            .execute(Tuple.of(clientId))
+            .compose(rows -> {
+              boolean changed = rows.size() == 1
+                  && !java.util.Arrays.equals(rows.iterator().next().getBuffer(0).getBytes(), secretHash);
+              return tx.preparedQuery("INSERT INTO m2m_clients (" + CLIENT_COLUMNS + ") "
+                      + "VALUES ($1, 'bootstrap admin', 'system', '{admin}', $2, $3, $3, true) "
+                      + "ON CONFLICT (client_id) DO UPDATE SET scopes = '{admin}', tenant_id = 'system', bootstrap = true, "
+                      + "deleted_at = NULL, secret_rotated_at = CASE WHEN m2m_clients.secret_hash = EXCLUDED.secret_hash "
+                      + "THEN m2m_clients.secret_rotated_at ELSE EXCLUDED.secret_rotated_at END, "
+                      + "secret_hash = EXCLUDED.secret_hash")
+                  .execute(Tuple.of(clientId, Buffer.buffer(secretHash), time(now)))
+                  .compose(v -> changed ? revokeWhere(tx, "client_id = $1", Tuple.of(clientId, time(now))).map(List::size)
+                      : Future.succeededFuture(0));
+            });
+      }
+      return revoked.compose(count -> tx.preparedQuery("UPDATE m2m_clients SET deleted_at = $2 WHERE bootstrap "
+                  + "AND deleted_at IS NULL AND client_id IS DISTINCT FROM $1")
+              .execute(Tuple.of(clientId, time(now)))
+              .compose(v -> revokeWhere(tx, "client_id IN (SELECT client_id FROM m2m_clients WHERE bootstrap "
+                  + "AND client_id IS DISTINCT FROM $1)", Tuple.of(clientId, time(now))))
+              .map(more -> count + more.size()));
+    });
   }
 
   Future<Void> insertClient(Client client) {
@@ -89,37 +114,46 @@ final class AuthStore {
     });
   }
 
-  Future<Boolean> rotateSecret(String clientId, byte[] secretHash, Instant now) {
+  /** The client's tenant, or null when there is no such client. */
+  Future<String> rotateSecret(String clientId, byte[] secretHash, Instant now) {
     return pg.preparedQuery("UPDATE m2m_clients SET secret_hash = $2, secret_rotated_at = $3 "
-            + "WHERE client_id = $1 AND deleted_at IS NULL")
+            + "WHERE client_id = $1 AND deleted_at IS NULL RETURNING tenant_id")
         .execute(Tuple.of(clientId, Buffer.buffer(secretHash), time(now)))
-        .map(rows -> rows.rowCount() == 1);
+        .map(rows -> rows.size() == 1 ? rows.iterator().next().getString(0) : null);
   }
 
   /**
-   * Marks the client deleted and revokes its tokens, in one transaction. Answers the hashes of the
-   * tokens revoked, or null when there was no such client.
+   * Marks the client deleted and revokes its tokens, in one transaction. Answers its tenant and the
+   * hashes of the tokens revoked, or null when there was no such client.
    */
-  Future<List<String>> deleteClient(String clientId, Instant now) {
+  record Deleted(String tenantId, List<String> revokedHashes) {}
+
+  Future<Deleted> deleteClient(String clientId, Instant now) {
     return pg.withTransaction(tx -> tx.preparedQuery(
-            "UPDATE m2m_clients SET deleted_at = $2 WHERE client_id = $1 AND deleted_at IS NULL")
+            "UPDATE m2m_clients SET deleted_at = $2 WHERE client_id = $1 AND deleted_at IS NULL RETURNING tenant_id")
         .execute(Tuple.of(clientId, time(now)))
         .compose(deleted -> deleted.rowCount() == 0 ? Future.succeededFuture(null)
-            : revokeWhere(tx, "client_id = $1", Tuple.of(clientId, time(now)))));
+            : revokeWhere(tx, "client_id = $1", Tuple.of(clientId, time(now)))
+                .map(hashes -> new Deleted(deleted.iterator().next().getString(0), hashes))));
   }
 
   /**
    * Stores a new token and revokes the client's oldest live tokens beyond {@code maxLive}, in one
-   * transaction. Answers the hashes of the tokens so revoked.
+   * transaction that first takes a share lock on the client row: a concurrent deletion either
+   * waits for this issue (and then revokes the new token too) or wins, and then nothing is issued.
+   * Answers the hashes of the tokens revoked by the cap, or null when the client is gone.
    */
   Future<List<String>> insertToken(StoredToken token, byte[] hash, int maxLive) {
-    return pg.withTransaction(tx -> tx.preparedQuery("INSERT INTO m2m_tokens "
-            + "(id, token_hash, client_id, tenant_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .execute(Tuple.of(token.id(), Buffer.buffer(hash), token.clientId(), token.tenantId(),
-            token.scopes().toArray(String[]::new), time(token.createdAt()), time(token.expiresAt())))
-        .compose(inserted -> revokeWhere(tx, "id IN (SELECT id FROM m2m_tokens WHERE client_id = $1 "
-            + "AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC OFFSET " + maxLive + ")",
-            Tuple.of(token.clientId(), time(token.createdAt())))));
+    return pg.withTransaction(tx -> tx.preparedQuery(
+            "SELECT 1 FROM m2m_clients WHERE client_id = $1 AND deleted_at IS NULL FOR SHARE")
+        .execute(Tuple.of(token.clientId()))
+        .compose(client -> client.size() == 0 ? Future.succeededFuture(null) : tx.preparedQuery("INSERT INTO m2m_tokens "
+                + "(id, token_hash, client_id, tenant_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .execute(Tuple.of(token.id(), Buffer.buffer(hash), token.clientId(), token.tenantId(),
+                token.scopes().toArray(String[]::new), time(token.createdAt()), time(token.expiresAt())))
+            .compose(inserted -> revokeWhere(tx, "id IN (SELECT id FROM m2m_tokens WHERE client_id = $1 "
+                + "AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC OFFSET " + maxLive + ")",
+                Tuple.of(token.clientId(), time(token.createdAt()))))));
   }
 
   /** Revokes one token; answers whether it was live until now. */
@@ -138,8 +172,9 @@ final class AuthStore {
 
   /** Every token that is neither revoked nor expired, for the in-memory set at start-up. */
   Future<List<StoredToken>> loadLive(Instant now) {
-    return pg.preparedQuery("SELECT id, token_hash, client_id, tenant_id, scopes, created_at, expires_at "
-            + "FROM m2m_tokens WHERE revoked_at IS NULL AND expires_at > $1")
+    return pg.preparedQuery("SELECT t.id, t.token_hash, t.client_id, t.tenant_id, t.scopes, t.created_at, t.expires_at "
+            + "FROM m2m_tokens t JOIN m2m_clients c ON c.client_id = t.client_id "
+            + "WHERE t.revoked_at IS NULL AND t.expires_at > $1 AND c.deleted_at IS NULL")
         .execute(Tuple.of(time(now)))
         .map(rows -> {
           List<StoredToken> tokens = new ArrayList<>();

@@ -39,11 +39,15 @@ public final class AuthVerticle extends VerticleBase {
     AuthService service = new AuthService(auth, store, vertx.eventBus());
     changes = vertx.eventBus().consumer(AuthService.CHANGES, message -> service.apply(message.body()));
     Instant now = auth.clock().instant();
-    Future<Void> bootstrap = Future.succeededFuture();
     String adminId = auth.config().adminClientId();
+    byte[] adminHash = adminId == null ? null : Secrets.hash(auth.config().adminClientSecret());
+    Future<Integer> bootstrap = store.bootstrap(adminId, adminHash, now).onSuccess(revoked -> {
+      if (revoked > 0) {
+        LOG.info("Revoked {} token(s) of a replaced or removed bootstrap admin", revoked);
+      }
+    });
     if (adminId != null) {
-      bootstrap = store.upsertBootstrap(adminId, Secrets.hash(auth.config().adminClientSecret()), now)
-          .onSuccess(v -> LOG.info("Bootstrap admin client '{}' is configured", adminId));
+      LOG.info("Bootstrap admin client '{}' is configured", adminId);
     } else if (auth.config().required()) {
       LOG.warn("Authentication is required but no admin client is configured: set TOKENS_ADMIN_CLIENT_ID and "
           + "TOKENS_ADMIN_CLIENT_SECRET to register clients");

@@ -37,6 +37,10 @@ public final class Guard {
         }
         return;
       }
+      if (ctx.request().headers().getAll(HttpHeaders.AUTHORIZATION).size() > 1) {
+        ApiError.write(ctx, 400, "bad_request", "Send one Authorization header.");
+        return;
+      }
       String header = ctx.request().getHeader(HttpHeaders.AUTHORIZATION);
       String token = bearer(header);
       Principal principal = token == null ? null : auth.tokens().find(token, auth.clock().instant());
@@ -44,9 +48,10 @@ public final class Guard {
         if (limited(ctx, "ip:" + remote(ctx))) {
           return;
         }
+        boolean presented = bearerScheme(header);
         ctx.response().putHeader("WWW-Authenticate",
-            header == null ? "Bearer realm=\"token-service\"" : "Bearer realm=\"token-service\", error=\"invalid_token\"");
-        ApiError.write(ctx, 401, "unauthorized", header == null
+            presented ? "Bearer realm=\"token-service\", error=\"invalid_token\"" : "Bearer realm=\"token-service\"");
+        ApiError.write(ctx, 401, "unauthorized", !presented
             ? "Missing bearer token: send 'Authorization: Bearer <access token>' (POST /oauth/token issues one)."
             : "Invalid access token: malformed, unknown, expired or revoked.");
         return;
@@ -73,6 +78,12 @@ public final class Guard {
     ctx.response().putHeader(HttpHeaders.RETRY_AFTER, Long.toString(wait));
     ApiError.write(ctx, 429, "too_many_requests", "Rate limit exceeded; retry after " + wait + " s.");
     return true;
+  }
+
+  /** Whether the header uses the Bearer scheme (RFC 6750 §3.1: only then is a token "invalid"). */
+  static boolean bearerScheme(String header) {
+    return header != null && header.length() >= 6 && header.regionMatches(true, 0, "Bearer", 0, 6)
+        && (header.length() == 6 || header.charAt(6) == ' ');
   }
 
   /** The token of an {@code Authorization: Bearer} header (RFC 6750 §2.1), or null. */

@@ -35,9 +35,9 @@ public final class M2mRoutes {
   private static final Pattern TENANT_ID = Pattern.compile("[A-Za-z0-9._:-]{1,64}");
   private static final Pattern PAGE = Pattern.compile("[1-9][0-9]{0,8}");
   private static final Pattern EVENT = Pattern.compile("[A-Z0-9_]{1,64}");
-  private static final int MAX_SCOPES = 32;
   private static final int MAX_NAME_LENGTH = 100;
   private static final String READ_SCOPE = "tokens:read";
+  private static final String SYSTEM_TENANT = "system";
 
   /** An error in seed 003's shape. */
   static final class M2mError extends RuntimeException {
@@ -96,12 +96,15 @@ public final class M2mRoutes {
         }
       }
       String name = string(body, "clientName");
-      if (name.isBlank() || name.length() > MAX_NAME_LENGTH || name.chars().anyMatch(Character::isISOControl)) {
+      if (name.isBlank() || name.length() > MAX_NAME_LENGTH || name.codePoints().anyMatch(M2mRoutes::unprintable)) {
         throw invalid("clientName must be 1 to " + MAX_NAME_LENGTH + " printable characters");
       }
       String tenant = string(body, "tenantId");
       if (!TENANT_ID.matcher(tenant).matches()) {
         throw invalid("tenantId must be 1 to 64 letters, digits or . _ : -");
+      }
+      if (tenant.equals(SYSTEM_TENANT)) {
+        throw invalid("tenantId 'system' is reserved for the bootstrap admin");
       }
       List<String> scopes = scopes(body.getValue("scopes"));
       return auth.service().register(name.strip(), tenant, scopes, caller).map(registered -> {
@@ -256,7 +259,18 @@ public final class M2mRoutes {
     });
   }
 
+  /** Control, format (bidirectional overrides, zero-width), surrogate, private and unassigned characters. */
+  private static boolean unprintable(int codePoint) {
+    int type = Character.getType(codePoint);
+    return type == Character.CONTROL || type == Character.FORMAT || type == Character.SURROGATE
+        || type == Character.PRIVATE_USE || type == Character.UNASSIGNED || type == Character.LINE_SEPARATOR
+        || type == Character.PARAGRAPH_SEPARATOR;
+  }
+
   private Principal caller(RoutingContext ctx, String scope) {
+    if (ctx.request().headers().getAll(HttpHeaders.AUTHORIZATION).size() > 1) {
+      throw invalid("Send one Authorization header");
+    }
     String header = ctx.request().getHeader(HttpHeaders.AUTHORIZATION);
     String token = Guard.bearer(header);
     Principal principal = token == null ? null : auth.tokens().find(token, auth.clock().instant());
@@ -267,10 +281,11 @@ public final class M2mRoutes {
       throw new M2mError(429, "RATE_LIMITED", "Too many requests", "Retry after " + wait + " s");
     }
     if (principal == null) {
-      ctx.response().putHeader("WWW-Authenticate", header == null
-          ? "Bearer realm=\"token-service\"" : "Bearer realm=\"token-service\", error=\"invalid_token\"");
+      boolean bearer = Guard.bearerScheme(header);
+      ctx.response().putHeader("WWW-Authenticate", bearer
+          ? "Bearer realm=\"token-service\", error=\"invalid_token\"" : "Bearer realm=\"token-service\"");
       throw new M2mError(401, "UNAUTHORIZED", "Authentication required",
-          header == null ? "Missing bearer token" : "Invalid, expired or revoked bearer token");
+          bearer ? "Invalid, expired or revoked bearer token" : "Missing bearer token");
     }
     boolean allowed = scope.equals(READ_SCOPE) ? principal.allows(READ_SCOPE) : principal.isAdmin();
     if (!allowed) {
@@ -293,21 +308,22 @@ public final class M2mRoutes {
   /** Named query parameters, each at most once; any other parameter is refused. */
   private static JsonObject query(RoutingContext ctx, boolean listing, String... names) {
     Function<String, M2mError> error = listing ? M2mRoutes::listError : M2mRoutes::invalid;
-    JsonObject query;
+    java.util.Map<String, List<String>> params;
     try {
-      for (String name : ctx.queryParams().names()) {
-        if (!List.of(names).contains(name)) {
-          throw error.apply("Unknown query parameter '" + OAuthRoutes.printable(name) + "'");
-        }
-      }
-      query = RequestInput.query(ctx, names);
-    } catch (PoolException e) {
-      throw error.apply("Malformed query string");
+      params = FormDecoder.decode(ctx.request().query(), 16);
+    } catch (FormDecoder.Malformed e) {
+      throw error.apply("Malformed query string: " + e.getMessage());
     }
-    for (String name : names) {
-      if (query.getValue(name) instanceof JsonArray) {
+    JsonObject query = new JsonObject();
+    for (var param : params.entrySet()) {
+      String name = param.getKey();
+      if (!List.of(names).contains(name)) {
+        throw error.apply("Unknown query parameter '" + OAuthRoutes.printable(name) + "'");
+      }
+      if (param.getValue().size() > 1) {
         throw error.apply("Query parameter '" + name + "' is given more than once");
       }
+      query.put(name, param.getValue().get(0));
     }
     return query;
   }
@@ -357,8 +373,8 @@ public final class M2mRoutes {
     if (value == null) {
       throw invalid("Missing required field 'scopes'");
     }
-    if (!(value instanceof JsonArray array) || array.isEmpty() || array.size() > MAX_SCOPES) {
-      throw invalid("scopes must be a non-empty array of at most " + MAX_SCOPES + " strings");
+    if (!(value instanceof JsonArray array) || array.isEmpty() || array.size() > OAuthRoutes.MAX_SCOPES) {
+      throw invalid("scopes must be a non-empty array of at most " + OAuthRoutes.MAX_SCOPES + " strings");
     }
     Set<String> scopes = new LinkedHashSet<>();
     for (Object scope : array) {

@@ -2,7 +2,6 @@ package dev.tokenlease.auth;
 
 import dev.tokenlease.auth.AuthStore.Client;
 import dev.tokenlease.http.RequestInput;
-import io.netty.handler.codec.http.QueryStringDecoder;
 import io.vertx.core.Future;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
@@ -34,6 +33,7 @@ public final class OAuthRoutes {
   static final Pattern SCOPE = Pattern.compile("[A-Za-z0-9:._-]{1,64}");
   private static final Pattern CLIENT_ID = Pattern.compile(dev.tokenlease.config.AppConfig.CLIENT_ID_PATTERN);
   private static final int MAX_PARAMS = 32;
+  static final int MAX_SCOPES = 32;
   private static final int MAX_SECRET_LENGTH = 512;
 
   /** An RFC 6749 §5.2 error. */
@@ -170,7 +170,6 @@ public final class OAuthRoutes {
     return auth.service().authenticate(credentials.clientId(), credentials.secret(), credentials.undecoded())
         .map(client -> {
           if (client == null) {
-            LOG.warn("Failed client authentication for client id '{}'", credentials.clientId());
             throw new OAuthError(401, "invalid_client", "Client authentication failed.");
           }
           return client;
@@ -179,6 +178,9 @@ public final class OAuthRoutes {
 
   /** The client's credentials from exactly one of the Basic header and the form (RFC 6749 §2.3.1). */
   private Credentials credentials(RoutingContext ctx, Map<String, String> form) {
+    if (ctx.request().headers().getAll(HttpHeaders.AUTHORIZATION).size() > 1) {
+      throw new OAuthError(400, "invalid_request", "Send one Authorization header.");
+    }
     String header = ctx.request().getHeader(HttpHeaders.AUTHORIZATION);
     boolean inForm = form.containsKey("client_id") || form.containsKey("client_secret");
     Credentials credentials;
@@ -232,7 +234,8 @@ public final class OAuthRoutes {
   }
 
   /**
-   * The requested scopes, which must all be the client's (any, for an admin client); none requested
+   * The requested scopes, which must all be the client's (or the service's own, for an admin
+   * client); none requested
    * means all of the client's.
    */
   private static List<String> scopes(String requested, Client client) {
@@ -240,12 +243,17 @@ public final class OAuthRoutes {
       return List.copyOf(client.scopes());
     }
     Set<String> scopes = new LinkedHashSet<>();
-    for (String scope : requested.split(" ", -1)) {
+    String[] names = requested.split(" ", -1);
+    if (names.length > MAX_SCOPES) {
+      throw new OAuthError(400, "invalid_scope", "At most " + MAX_SCOPES + " scopes may be requested.");
+    }
+    for (String scope : names) {
       if (!SCOPE.matcher(scope).matches()) {
         throw new OAuthError(400, "invalid_scope", "Malformed scope: scopes are separated by single spaces.");
       }
-      // admin implies every scope, so an admin client may ask for a narrower token.
-      if (!client.scopes().contains(scope) && !client.scopes().contains(Principal.ADMIN)) {
+      // admin implies the service's scopes, so an admin client may ask for a narrower token.
+      boolean adminMay = client.scopes().contains(Principal.ADMIN) && Principal.SERVICE_SCOPES.contains(scope);
+      if (!client.scopes().contains(scope) && !adminMay) {
         throw new OAuthError(400, "invalid_scope", "Scope '" + scope + "' is not granted to this client.");
       }
       scopes.add(scope);
@@ -262,10 +270,9 @@ public final class OAuthRoutes {
     }
     Map<String, List<String>> decoded;
     try {
-      decoded = new QueryStringDecoder(RequestInput.rawBody(ctx).toString(StandardCharsets.UTF_8),
-          StandardCharsets.UTF_8, false, MAX_PARAMS).parameters();
-    } catch (IllegalArgumentException e) {
-      throw new OAuthError(400, "invalid_request", "Malformed form body.");
+      decoded = FormDecoder.decode(RequestInput.rawBody(ctx).toString(StandardCharsets.UTF_8), MAX_PARAMS);
+    } catch (FormDecoder.Malformed e) {
+      throw new OAuthError(400, "invalid_request", "Malformed form body: " + e.getMessage() + ".");
     }
     Map<String, String> form = new HashMap<>();
     for (Map.Entry<String, List<String>> entry : decoded.entrySet()) {

@@ -11,6 +11,8 @@ import java.util.UUID;
 public record Principal(UUID tokenId, String clientId, String tenantId, Set<String> scopes, Instant issuedAt,
     Instant expiresAt) {
   public static final String ADMIN = "admin";
+  /** The scopes this service itself checks; an admin client may ask for any of them. */
+  public static final Set<String> SERVICE_SCOPES = Set.of(ADMIN, "tokens:read", "tokens:write", "credentials:use");
 
   public boolean allows(String scope) {
     return scopes.contains(ADMIN) || scopes.contains(scope);

@@ -103,7 +103,12 @@ public final class ApiError implements Handler<RoutingContext> {
     }
   }
 
-  /** Writes the pool API's error body {@code {status, message}} unless a response has begun. */
+  /**
+   * Writes an error body unless a response has begun: the pool API's {@code {status, message}},
+   * except under {@code /oauth/} (RFC 6749 {@code {error, error_description}}) and
+   * {@code /auth/m2m} (seed 003's {@code {error, message, details: {reason}}}), so that every
+   * answer of an API, the router's 404/405/413 included, has that API's shape.
+   */
   public static void write(RoutingContext ctx, int code, String status, String message) {
     HttpServerResponse response = ctx.response();
     if (response.headWritten()) {
@@ -112,9 +117,24 @@ public final class ApiError implements Handler<RoutingContext> {
       }
       return;
     }
-    response.setStatusCode(code)
-        .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-        .end(new JsonObject().put("status", status).put("message", message).toBuffer());
+    response.setStatusCode(code).putHeader(HttpHeaders.CONTENT_TYPE, "application/json");
+    String path = ctx.request().path();
+    JsonObject body;
+    if (path != null && path.startsWith("/oauth/")) {
+      // RFC 6749 §5.2 bodies on the OAuth endpoints, never cached.
+      response.putHeader(HttpHeaders.CACHE_CONTROL, "no-store").putHeader("Pragma", "no-cache");
+      body = new JsonObject().put("error", code == 400 || code == 413 ? "invalid_request" : status)
+          .put("error_description", message);
+    } else if (path != null && (path.equals("/auth/m2m") || path.startsWith("/auth/m2m/"))) {
+      // Seed 003's shape under the M2M admin API.
+      response.putHeader(HttpHeaders.CACHE_CONTROL, "no-store");
+      body = new JsonObject().put("error", status.toUpperCase(java.util.Locale.ROOT))
+          .put("message", code >= 500 ? "Failed to process request" : "Request refused")
+          .put("details", new JsonObject().put("reason", message));
+    } else {
+      body = new JsonObject().put("status", status).put("message", message);
+    }
+    response.end(body.toBuffer());
   }
 
   private static String describe(Throwable failure) {

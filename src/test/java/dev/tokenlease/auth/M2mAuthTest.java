@@ -139,7 +139,7 @@ class M2mAuthTest {
         "Content-Type", "application/json", "Authorization", M2mClient.basic(id, secret)), 400, "invalid_request");
     Response get = http.get("/oauth/token");
     assertThat(get.status()).isEqualTo(405);
-    assertThat(get.json().getString("status")).isEqualTo("method_not_allowed");
+    assertThat(get.json().getString("error")).isEqualTo("method_not_allowed");
   }
 
   private static void assertOAuthError(Response response, int status, String error) {
@@ -385,6 +385,7 @@ class M2mAuthTest {
       String secret = client.getString("clientSecret");
       String token = m2m.token(id, secret, null);
       m2m.tokenRequest(id, secret + "wrong", "grant_type=client_credentials");
+      m2m.tokenRequest(secret, "", "grant_type=client_credentials"); // the secret sent as the client id
       m2m.send("POST", "/api/tokens/activate", token, activateBody());
       m2m.get("/auth/m2m/tokens", token);
       m2m.introspect(id, secret, token);
@@ -400,6 +401,99 @@ class M2mAuthTest {
       }
     } finally {
       root.detachAppender(logs);
+    }
+  }
+
+  @Test
+  @DisplayName("hostile input: form and header edge cases, reserved tenant, unprintable names, invented scopes")
+  void hostileInput() {
+    JsonObject client = m2m.register(admin, "edge", tenant(), "tokens:read");
+    String id = client.getString("clientId");
+    String secret = client.getString("clientSecret");
+    String grant = "grant_type=client_credentials";
+    // ';' is part of a scope, not a separator; parameters beyond the limit are refused, not dropped.
+    assertOAuthError(m2m.tokenRequest(id, secret, grant + "&scope=tokens:read;admin"), 400, "invalid_scope");
+    StringBuilder many = new StringBuilder(grant);
+    for (int i = 0; i < 40; i++) {
+      many.append("&p").append(i).append("=1");
+    }
+    assertOAuthError(m2m.tokenRequest(id, secret, many + "&scope=admin"), 400, "invalid_request");
+    // An admin may narrow its token to the service's scopes, not invent others.
+    assertOAuthError(m2m.tokenRequest(ADMIN_ID, ADMIN_SECRET, grant + "&scope=x0"), 400, "invalid_scope");
+
+    // One Authorization header only.
+    String token = m2m.token(id, secret, null);
+    assertThat(http.request("GET", "/api/tokens", null, "Authorization", "Bearer " + token,
+        "Authorization", "Bearer " + admin).status()).isEqualTo(400);
+    assertThat(http.request("GET", "/auth/m2m/tokens", null, "Authorization", "Bearer " + token,
+        "Authorization", "Bearer " + admin).json().getString("error")).isEqualTo("INVALID_REQUEST");
+    assertOAuthError(http.request("POST", "/oauth/token", grant, "Content-Type", M2mClient.FORM,
+        "Authorization", M2mClient.basic(id, secret), "Authorization", M2mClient.basic(ADMIN_ID, ADMIN_SECRET)),
+        400, "invalid_request");
+    // A non-Bearer scheme is a missing token, not an invalid one (RFC 6750 §3.1).
+    Response basic = http.request("GET", "/api/tokens", null, "Authorization", "Basic Zm9vOmJhcg==");
+    assertThat(basic.headers().firstValue("www-authenticate")).hasValue("Bearer realm=\"token-service\"");
+
+    // Reserved tenant, unprintable names.
+    for (String body : List.of("{\"clientName\":\"x\",\"tenantId\":\"system\",\"scopes\":[\"tokens:read\"]}",
+        "{\"clientName\":\"\\ud800\",\"tenantId\":\"t\",\"scopes\":[\"a\"]}",
+        "{\"clientName\":\"\\u202egnp.exe\",\"tenantId\":\"t\",\"scopes\":[\"a\"]}")) {
+      assertThat(m2m.send("POST", "/auth/m2m/clients", admin, body).status()).as(body).isEqualTo(400);
+    }
+  }
+
+  @Test
+  @DisplayName("router errors have each API's own shape: seed 003 under /auth/m2m, RFC 6749 under /oauth")
+  void errorShapes() {
+    Response missing = m2m.get("/auth/m2m/nope", admin);
+    assertThat(missing.status()).isEqualTo(404);
+    assertThat(missing.json().getString("error")).isEqualTo("NOT_FOUND");
+    assertThat(missing.json().getJsonObject("details").getString("reason")).isNotBlank();
+    Response method = m2m.send("PATCH", "/auth/m2m/tokens", admin, null);
+    assertThat(method.status()).isEqualTo(405);
+    assertThat(method.json().getString("error")).isEqualTo("METHOD_NOT_ALLOWED");
+    Response query = http.raw("GET /auth/m2m/tokens?clientId=%zz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
+        + "\r\nConnection: close\r\n\r\n");
+    assertThat(query.status()).isEqualTo(400);
+    assertThat(query.json().getJsonObject("details").getString("reason")).isNotBlank();
+    String body = "grant_type=client_credentials";
+    assertOAuthError(http.raw("POST /oauth/token?x=%zz HTTP/1.1\r\nHost: x\r\nContent-Type: " + M2mClient.FORM
+        + "\r\nContent-Length: " + body.length() + "\r\nConnection: close\r\n\r\n" + body), 400, "invalid_request");
+    assertOAuthError(http.request("POST", "/oauth/token", "a=" + "b".repeat(70_000), "Content-Type", M2mClient.FORM),
+        413, "invalid_request");
+    Response get = http.get("/oauth/token");
+    assertThat(get.status()).isEqualTo(405);
+    assertThat(get.json().getString("error")).isEqualTo("method_not_allowed");
+  }
+
+  @Test
+  @DisplayName("a client deleted while tokens are being issued keeps no usable token")
+  void deleteRacesWithIssue() throws Exception {
+    JsonObject client = m2m.register(admin, "racing", tenant(), "tokens:read");
+    String id = client.getString("clientId");
+    String secret = client.getString("clientSecret");
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(16);
+    try {
+      List<java.util.concurrent.Future<Response>> issues = new ArrayList<>();
+      for (int i = 0; i < 30; i++) {
+        issues.add(pool.submit(() -> m2m.tokenRequest(id, secret, "grant_type=client_credentials")));
+        if (i == 10) {
+          issues.add(pool.submit(() -> m2m.send("DELETE", "/auth/m2m/clients/" + id, admin, null)));
+        }
+      }
+      List<String> tokens = new ArrayList<>();
+      for (java.util.concurrent.Future<Response> issue : issues) {
+        Response response = issue.get();
+        if (response.status() == 200 && response.json().containsKey("access_token")) {
+          tokens.add(response.json().getString("access_token"));
+        }
+      }
+      for (String token : tokens) {
+        assertThat(m2m.get("/api/tokens", token).status()).isEqualTo(401);
+      }
+      assertThat(m2m.get("/auth/m2m/tokens?active=true&clientId=" + id, admin).json().getLong("total")).isZero();
+    } finally {
+      pool.shutdownNow();
     }
   }
 }

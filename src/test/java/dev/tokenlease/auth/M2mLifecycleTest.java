@@ -34,10 +34,14 @@ class M2mLifecycleTest {
   }
 
   private M2mClient start(String ttl) throws Exception {
+    return start(ttl, "admin", ADMIN_SECRET);
+  }
+
+  private M2mClient start(String ttl, String adminId, String adminSecret) throws Exception {
     service = RunningService.start(database, new JsonObject()
         .put("TOKENS_AUTH_REQUIRED", true)
-        .put("TOKENS_ADMIN_CLIENT_ID", "admin")
-        .put("TOKENS_ADMIN_CLIENT_SECRET", ADMIN_SECRET)
+        .put("TOKENS_ADMIN_CLIENT_ID", adminId)
+        .put("TOKENS_ADMIN_CLIENT_SECRET", adminSecret)
         .put("TOKENS_M2M_TOKEN_TTL", ttl)
         .put("TOKENS_OAUTH_RATE_LIMIT_PER_SECOND", 10_000)
         .put("TOKENS_OAUTH_RATE_LIMIT_BURST", 10_000)
@@ -107,5 +111,32 @@ class M2mLifecycleTest {
     assertThat(m2m.get("/api/tokens", tokens.get(tokens.size() - 1)).status()).isEqualTo(200);
     assertThat(m2m.get("/auth/m2m/tokens?active=true&clientId=" + client.getString("clientId"), admin)
         .json().getLong("total")).isEqualTo(AuthService.MAX_LIVE_TOKENS_PER_CLIENT);
+    assertThat(m2m.get("/auth/m2m/audit?event=M2M_TOKEN_REVOKED", admin).json().getJsonArray("events").stream()
+        .map(e -> ((JsonObject) e).getJsonObject("details"))
+        .anyMatch(d -> client.getString("clientId").equals(d.getString("clientId")) && d.getInteger("count") == 1))
+        .isTrue();
+  }
+
+  @Test
+  @DisplayName("changing the admin's secret or id at restart cuts off the old admin and its tokens")
+  void bootstrapAdminReplaced() throws Exception {
+    M2mClient m2m = start("PT1H");
+    String oldToken = m2m.token("admin", ADMIN_SECRET, null);
+    service.close();
+    service = null;
+
+    String newSecret = "another-admin-secret-" + UUID.randomUUID();
+    m2m = start("PT1H", "admin", newSecret);
+    assertThat(m2m.get("/api/tokens", oldToken).status()).isEqualTo(401);
+    assertThat(m2m.tokenRequest("admin", ADMIN_SECRET, "grant_type=client_credentials").status()).isEqualTo(401);
+    String secondToken = m2m.token("admin", newSecret, null);
+    service.close();
+    service = null;
+
+    m2m = start("PT1H", "ops-admin", newSecret);
+    assertThat(m2m.tokenRequest("admin", newSecret, "grant_type=client_credentials").status()).isEqualTo(401);
+    assertThat(m2m.get("/api/tokens", secondToken).status()).isEqualTo(401);
+    String current = m2m.token("ops-admin", newSecret, null);
+    assertThat(m2m.get("/auth/m2m/clients/admin", current).status()).isEqualTo(404);
   }
 }
