@@ -2,43 +2,25 @@ package dev.tokenlease.auth;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.tokenlease.support.RunningService;
+import dev.tokenlease.support.FreshDatabase;
 import dev.tokenlease.support.TestDatabase;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
 @DisplayName("M2M tokens over time: expiry, restarts, and the per-client cap")
-class M2mLifecycleTest {
+class M2mLifecycleTest extends FreshDatabase {
   /** With '+', '/' and '=' as in `openssl rand -base64 32` output. */
   private static final String ADMIN_SECRET = "admin+secret/" + UUID.randomUUID() + "==";
-  private String database;
-  private RunningService service;
-
-  @BeforeEach
-  void createDatabase() {
-    database = TestDatabase.create();
-  }
-
-  @AfterEach
-  void tearDown() {
-    if (service != null) {
-      service.close();
-    }
-    TestDatabase.drop(database);
-  }
-
   private M2mClient start(String ttl) throws Exception {
     return start(ttl, "admin", ADMIN_SECRET);
   }
 
   private M2mClient start(String ttl, String adminId, String adminSecret) throws Exception {
-    service = RunningService.start(database, new JsonObject()
+    startService(new JsonObject()
         .put("TOKENS_AUTH_REQUIRED", true)
         .put("TOKENS_ADMIN_CLIENT_ID", adminId)
         .put("TOKENS_ADMIN_CLIENT_SECRET", adminSecret)
@@ -77,8 +59,7 @@ class M2mLifecycleTest {
     String kept = m2m.token(client.getString("clientId"), client.getString("clientSecret"), null);
     String revoked = m2m.token(client.getString("clientId"), client.getString("clientSecret"), null);
     m2m.revoke(client.getString("clientId"), client.getString("clientSecret"), revoked);
-    service.close();
-    service = null;
+    stopService();
 
     m2m = start("PT1H");
     // Basic credentials sent without form-encoding the secret first (as curl -u does) work too.
@@ -122,16 +103,14 @@ class M2mLifecycleTest {
   void bootstrapAdminReplaced() throws Exception {
     M2mClient m2m = start("PT1H");
     String oldToken = m2m.token("admin", ADMIN_SECRET, null);
-    service.close();
-    service = null;
+    stopService();
 
     String newSecret = "another-admin-secret-" + UUID.randomUUID();
     m2m = start("PT1H", "admin", newSecret);
     assertThat(m2m.get("/api/tokens", oldToken).status()).isEqualTo(401);
     assertThat(m2m.tokenRequest("admin", ADMIN_SECRET, "grant_type=client_credentials").status()).isEqualTo(401);
     String secondToken = m2m.token("admin", newSecret, null);
-    service.close();
-    service = null;
+    stopService();
 
     m2m = start("PT1H", "ops-admin", newSecret);
     assertThat(m2m.tokenRequest("admin", newSecret, "grant_type=client_credentials").status()).isEqualTo(401);

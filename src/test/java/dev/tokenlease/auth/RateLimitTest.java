@@ -4,33 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.Http.Response;
-import dev.tokenlease.support.RunningService;
+import dev.tokenlease.support.FreshDatabase;
 import dev.tokenlease.support.TestDatabase;
 import io.vertx.core.json.JsonObject;
 import java.util.UUID;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 
 @DisplayName("Rate limits: token buckets per client, per IP, and on the token endpoint")
-class RateLimitTest {
-  private String database;
-  private RunningService service;
-
-  @BeforeEach
-  void createDatabase() {
-    database = TestDatabase.create();
-  }
-
-  @AfterEach
-  void tearDown() {
-    if (service != null) {
-      service.close();
-    }
-    TestDatabase.drop(database);
-  }
-
+class RateLimitTest extends FreshDatabase {
   private static String form(String clientId) {
     String body = "grant_type=client_credentials&client_id=" + clientId + "&client_secret=wrong-secret";
     return "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
@@ -40,7 +22,7 @@ class RateLimitTest {
   @Test
   @DisplayName("unauthenticated pool calls are limited per IP: 429 too_many_requests with Retry-After")
   void perIp() throws Exception {
-    service = RunningService.start(database, new JsonObject()
+    startService(new JsonObject()
         .put("TOKENS_RATE_LIMIT_PER_SECOND", 1).put("TOKENS_RATE_LIMIT_BURST", 3).put("TOKENS_POOL_SIZE", 5));
     Http http = service.http();
     for (int i = 0; i < 3; i++) {
@@ -60,7 +42,7 @@ class RateLimitTest {
   @Test
   @DisplayName("the token endpoint is limited per IP and per client id, against secret guessing")
   void tokenEndpoint() throws Exception {
-    service = RunningService.start(database, new JsonObject()
+    startService(new JsonObject()
         .put("TOKENS_OAUTH_RATE_LIMIT_PER_SECOND", 1).put("TOKENS_OAUTH_RATE_LIMIT_BURST", 3).put("TOKENS_POOL_SIZE", 5));
     Http http = service.http();
     // Per IP: three guesses for different clients from one address, then 429.
@@ -84,7 +66,7 @@ class RateLimitTest {
   @DisplayName("authenticated calls are limited per client, not per IP")
   void perClient() throws Exception {
     String secret = "admin-secret-" + UUID.randomUUID();
-    service = RunningService.start(database, new JsonObject()
+    startService(new JsonObject()
         .put("TOKENS_AUTH_REQUIRED", true).put("TOKENS_ADMIN_CLIENT_ID", "admin").put("TOKENS_ADMIN_CLIENT_SECRET", secret)
         .put("TOKENS_RATE_LIMIT_PER_SECOND", 1).put("TOKENS_RATE_LIMIT_BURST", 3).put("TOKENS_POOL_SIZE", 5));
     M2mClient m2m = new M2mClient(service.http());
