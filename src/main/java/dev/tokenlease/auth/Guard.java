@@ -24,10 +24,6 @@ public final class Guard {
     this.auth = auth;
   }
 
-  public boolean required() {
-    return auth.config().required();
-  }
-
   /** A handler that lets the request through only with {@code scope} (when authentication is on). */
   public Handler<RoutingContext> require(String scope) {
     return ctx -> {
