@@ -147,7 +147,7 @@ final class AuthService {
   }
 
   Future<AuthStore.Page<Client>> clients(int page, int limit) {
-    return store.listClients(null, page, limit);
+    return store.listClients(page, limit);
   }
 
   Future<Client> client(String clientId) {

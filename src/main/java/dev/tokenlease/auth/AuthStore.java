@@ -98,14 +98,13 @@ final class AuthStore {
         .map(rows -> rows.size() == 0 ? null : client(rows.iterator().next()));
   }
 
-  Future<Page<Client>> listClients(String tenantId, int page, int limit) {
-    Tuple filter = Tuple.of(tenantId);
-    String where = " FROM m2m_clients WHERE deleted_at IS NULL AND ($1::text IS NULL OR tenant_id = $1)";
-    return pg.preparedQuery("SELECT count(*)" + where).execute(filter).compose(count -> {
+  Future<Page<Client>> listClients(int page, int limit) {
+    String where = " FROM m2m_clients WHERE deleted_at IS NULL";
+    return pg.query("SELECT count(*)" + where).execute().compose(count -> {
       long total = count.iterator().next().getLong(0);
       return pg.preparedQuery("SELECT " + CLIENT_COLUMNS + where
-              + " ORDER BY created_at DESC, client_id LIMIT $2 OFFSET $3")
-          .execute(Tuple.of(tenantId, limit, offset(page, limit)))
+              + " ORDER BY created_at DESC, client_id LIMIT $1 OFFSET $2")
+          .execute(Tuple.of(limit, offset(page, limit)))
           .map(rows -> {
             List<Client> clients = new ArrayList<>();
             rows.forEach(row -> clients.add(client(row)));

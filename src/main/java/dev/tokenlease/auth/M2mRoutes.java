@@ -4,6 +4,7 @@ import dev.tokenlease.auth.AuthStore.Client;
 import dev.tokenlease.config.AppConfig;
 import dev.tokenlease.http.RequestInput;
 import dev.tokenlease.pool.PoolException;
+import dev.tokenlease.pool.bus.Timestamps;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpHeaders;
@@ -13,7 +14,6 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.time.Instant;
-import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -67,10 +67,12 @@ public final class M2mRoutes {
 
   private final Auth auth;
   private final List<RequestInput.Declared> declared;
+  private final Guard guard;
 
-  public M2mRoutes(Auth auth, List<RequestInput.Declared> declared) {
+  public M2mRoutes(Auth auth, List<RequestInput.Declared> declared, Guard guard) {
     this.auth = auth;
     this.declared = declared;
+    this.guard = guard;
   }
 
   public void mount(Router router) {
@@ -88,7 +90,7 @@ public final class M2mRoutes {
   }
 
   private void register(RoutingContext ctx) {
-    run(ctx, "admin", false, caller -> {
+    run(ctx, Principal.ADMIN, false, caller -> {
       JsonObject body = body(ctx);
       for (String field : body.fieldNames()) {
         if (!Set.of("clientName", "tenantId", "scopes").contains(field)) {
@@ -115,7 +117,7 @@ public final class M2mRoutes {
   }
 
   private void clients(RoutingContext ctx) {
-    run(ctx, "admin", false, caller -> {
+    run(ctx, Principal.ADMIN, false, caller -> {
       JsonObject query = query(ctx, false, "page", "limit");
       int page = page(query, M2mRoutes::invalid);
       int limit = limit(query, M2mRoutes::invalid);
@@ -128,7 +130,7 @@ public final class M2mRoutes {
   }
 
   private void client(RoutingContext ctx) {
-    run(ctx, "admin", false, caller -> {
+    run(ctx, Principal.ADMIN, false, caller -> {
       String clientId = clientId(ctx);
       return auth.service().client(clientId).map(client -> {
         if (client == null) {
@@ -140,7 +142,7 @@ public final class M2mRoutes {
   }
 
   private void delete(RoutingContext ctx) {
-    run(ctx, "admin", false, caller -> {
+    run(ctx, Principal.ADMIN, false, caller -> {
       String clientId = clientId(ctx);
       if (clientId.equals(auth.config().adminClientId())) {
         throw new M2mError(409, "CONFLICT", "Cannot delete the bootstrap admin",
@@ -156,7 +158,7 @@ public final class M2mRoutes {
   }
 
   private void rotate(RoutingContext ctx) {
-    run(ctx, "admin", false, caller -> {
+    run(ctx, Principal.ADMIN, false, caller -> {
       String clientId = clientId(ctx);
       if (clientId.equals(auth.config().adminClientId())) {
         throw new M2mError(409, "CONFLICT", "Cannot rotate the bootstrap admin's secret",
@@ -208,7 +210,7 @@ public final class M2mRoutes {
   }
 
   private void audit(RoutingContext ctx) {
-    run(ctx, "admin", false, caller -> {
+    run(ctx, Principal.ADMIN, false, caller -> {
       JsonObject query = query(ctx, false, "event", "page", "limit");
       String event = query.getString("event");
       if (event != null && !EVENT.matcher(event).matches()) {
@@ -268,34 +270,21 @@ public final class M2mRoutes {
   }
 
   private Principal caller(RoutingContext ctx, String scope) {
-    if (ctx.request().headers().getAll(HttpHeaders.AUTHORIZATION).size() > 1) {
-      throw invalid("Send one Authorization header");
+    try {
+      return guard.authorize(ctx, scope);
+    } catch (Guard.Refused refused) {
+      throw switch (refused.reason) {
+        case TWO_HEADERS -> invalid("Send one Authorization header");
+        case RATE_LIMITED -> new M2mError(429, "RATE_LIMITED", "Too many requests", "Retry after " + refused.retryAfter + " s");
+        case MISSING_TOKEN -> new M2mError(401, "UNAUTHORIZED", "Authentication required", "Missing bearer token");
+        case INVALID_TOKEN -> new M2mError(401, "UNAUTHORIZED", "Authentication required",
+            "Invalid, expired or revoked bearer token");
+        case INSUFFICIENT_SCOPE -> new M2mError(403, "FORBIDDEN", "Insufficient permissions",
+            scope.equals(READ_SCOPE) ? "Requires scope admin or tokens:read" : "Requires scope admin");
+      };
     }
-    String header = ctx.request().getHeader(HttpHeaders.AUTHORIZATION);
-    String token = Guard.bearer(header);
-    Principal principal = token == null ? null : auth.tokens().find(token, auth.clock().instant());
-    String key = principal == null ? "ip:" + Guard.remote(ctx) : "client:" + principal.clientId();
-    long wait = auth.general().acquire(key);
-    if (wait > 0) {
-      ctx.response().putHeader(HttpHeaders.RETRY_AFTER, Long.toString(wait));
-      throw new M2mError(429, "RATE_LIMITED", "Too many requests", "Retry after " + wait + " s");
-    }
-    if (principal == null) {
-      boolean bearer = Guard.bearerScheme(header);
-      ctx.response().putHeader("WWW-Authenticate", bearer
-          ? "Bearer realm=\"token-service\", error=\"invalid_token\"" : "Bearer realm=\"token-service\"");
-      throw new M2mError(401, "UNAUTHORIZED", "Authentication required",
-          bearer ? "Invalid, expired or revoked bearer token" : "Missing bearer token");
-    }
-    boolean allowed = scope.equals(READ_SCOPE) ? principal.allows(READ_SCOPE) : principal.isAdmin();
-    if (!allowed) {
-      ctx.response().putHeader("WWW-Authenticate",
-          "Bearer realm=\"token-service\", error=\"insufficient_scope\", scope=\"" + scope + "\"");
-      throw new M2mError(403, "FORBIDDEN", "Insufficient permissions",
-          scope.equals(READ_SCOPE) ? "Requires scope admin or tokens:read" : "Requires scope admin");
-    }
-    return principal;
   }
+
 
   private static JsonObject body(RoutingContext ctx) {
     try {
@@ -403,7 +392,7 @@ public final class M2mRoutes {
   }
 
   private static String time(Instant instant) {
-    return instant.truncatedTo(ChronoUnit.SECONDS).toString();
+    return Timestamps.format(instant.toEpochMilli());
   }
 
   private static void write(RoutingContext ctx, M2mError e) {

@@ -43,7 +43,7 @@ public final class HttpApiVerticle extends VerticleBase {
     new TokenRoutes(new PoolClient(vertx), declared, guard).mount(router);
     new CredentialRoutes(vertx.eventBus(), declared, guard).mount(router);
     new OAuthRoutes(auth, declared).mount(router);
-    new M2mRoutes(auth, declared).mount(router);
+    new M2mRoutes(auth, declared, guard).mount(router);
     ApiError errors = new ApiError(declared, BODY_LIMIT);
     router.route().failureHandler(errors);
     for (int status : new int[] {400, 404, 405, 413, 500}) {

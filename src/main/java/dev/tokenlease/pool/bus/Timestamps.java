@@ -7,7 +7,7 @@ import java.time.Instant;
  * timestamps in a busy second are the same second, so the last one formatted is kept; formatting
  * through {@code Instant.toString} is otherwise a large share of an activation's cost.
  */
-final class Timestamps {
+public final class Timestamps {
   private record Formatted(long epochSecond, String text) {}
 
   // Shared by event loops; a stale or lost update only costs one more formatting.
@@ -15,7 +15,7 @@ final class Timestamps {
 
   private Timestamps() {}
 
-  static String format(long epochMillis) {
+  public static String format(long epochMillis) {
     long second = Math.floorDiv(epochMillis, 1000L);
     Formatted cached = last;
     if (cached.epochSecond() == second) {
