@@ -29,6 +29,13 @@ public final class CredentialMessages {
   static final int DEFAULT_PAGE_SIZE = 20;
   static final int MAX_PAGE_SIZE = 100;
 
+  /**
+   * The latest expiry the vault stores. PostgreSQL's timestamptz ends in year 294276 and the driver
+   * writes anything later as {@code infinity}, which would never expire; four-digit years also keep
+   * every answer in the documented timestamp format.
+   */
+  static final Instant LATEST_EXPIRY = Instant.parse("9999-12-31T23:59:59Z");
+
   /** How a credential is refreshed at its provider; secrets here are plaintext only in transit. */
   public record RefreshSettings(String tokenUrl, String grantType, String clientId, String clientSecret,
       String refreshToken, String scope) {}
@@ -85,6 +92,9 @@ public final class CredentialMessages {
     Instant expiresAt = requiredInstant(in, "expires_at");
     if (!expiresAt.isAfter(Instant.now())) {
       throw bad("Invalid expires_at. Must be in the future.");
+    }
+    if (expiresAt.isAfter(LATEST_EXPIRY)) {
+      throw bad("Invalid expires_at. Must be no later than " + LATEST_EXPIRY + ".");
     }
     Object rawRefresh = in.getValue("refresh");
     RefreshSettings refresh = null;

@@ -27,6 +27,9 @@ final class CredentialRepository {
   record SealedValue(UUID id, String service, String environment, int version, byte[] ciphertext, long keyId,
       Instant expiresAt) {}
 
+  /** One stored ciphertext under {@code keyId}: a value ({@code version}) or a refresh secret ({@code field}). */
+  record SealedSample(long keyId, UUID id, Integer version, String field, byte[] ciphertext) {}
+
   /** A version sealed under a key that is no longer primary. */
   record StaleVersion(UUID id, int version, byte[] ciphertext) {}
 
@@ -70,7 +73,7 @@ final class CredentialRepository {
         }));
   }
 
-  /** The value a caller gets, counting the use; null when the slot has no valid value. */
+  /** The value a caller gets, still sealed; null when the slot has no valid value. */
   Future<SealedValue> current(String service, String environment, String stage) {
     return pg.preparedQuery(CredentialSql.CURRENT_VALUE).execute(Tuple.of(service, environment, stage)).map(rows -> {
       if (rows.size() == 0) {
@@ -81,6 +84,10 @@ final class CredentialRepository {
           row.getInteger("version"), row.getBuffer("ciphertext").getBytes(), row.getLong("key_id"),
           instant(row.getOffsetDateTime("expires_at")));
     });
+  }
+
+  Future<Void> countUse(UUID id) {
+    return pg.preparedQuery(CredentialSql.COUNT_USE).execute(Tuple.of(id)).mapEmpty();
   }
 
   Future<CredentialMessages.UsageStats> recordUsage(CredentialMessages.Usage usage) {
@@ -172,12 +179,30 @@ final class CredentialRepository {
         }));
   }
 
-  Future<List<Long>> storedKeyIds() {
-    return pg.query(CredentialSql.STORED_KEY_IDS).execute().map(rows -> {
-      List<Long> ids = new ArrayList<>();
-      rows.forEach(row -> ids.add(row.getLong(0)));
-      return ids;
+  Future<List<SealedSample>> sealedSamples() {
+    return pg.query(CredentialSql.SEALED_SAMPLES).execute().map(rows -> {
+      List<SealedSample> samples = new ArrayList<>();
+      rows.forEach(r -> samples.add(new SealedSample(r.getLong("key_id"), r.getUUID("credential_id"),
+          r.getInteger("version"), r.getString("field"), r.getBuffer("ciphertext").getBytes())));
+      return samples;
     });
+  }
+
+  /** Stores {@code first} as the canary unless one exists, and answers the stored one. */
+  Future<VaultCipher.Sealed> canary(VaultCipher.Sealed first) {
+    return pg.preparedQuery(CredentialSql.INSERT_CANARY)
+        .execute(Tuple.of(Buffer.buffer(first.ciphertext()), first.keyId()))
+        .compose(v -> pg.query(CredentialSql.CANARY).execute())
+        .map(rows -> {
+          Row row = rows.iterator().next();
+          return new VaultCipher.Sealed(row.getBuffer("ciphertext").getBytes(), row.getLong("key_id"));
+        });
+  }
+
+  /** Replaces the canary with {@code resealed} if it was sealed under another key. */
+  Future<Void> resealCanary(VaultCipher.Sealed resealed) {
+    return pg.preparedQuery(CredentialSql.RESEAL_CANARY)
+        .execute(Tuple.of(Buffer.buffer(resealed.ciphertext()), resealed.keyId())).mapEmpty();
   }
 
   /** Up to {@code limit} versions sealed under another key than {@code primaryKey}. */

@@ -6,6 +6,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.Message;
+import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
@@ -60,7 +61,12 @@ public final class CredentialRoutes {
 
   private void current(RoutingContext ctx) {
     JsonObject input = RequestInput.query(ctx, "service", "environment", "stage");
-    answer(ctx, CredentialAddresses.CURRENT, CredentialMessages.current(input), CredentialMessages::value);
+    CredentialMessages.Current request = CredentialMessages.current(input);
+    this.<CredentialMessages.Value>call(CredentialAddresses.CURRENT, request).onSuccess(value -> {
+      // The answer is a secret: no cache may keep it, as on the OAuth token endpoint (RFC 6749 §5.1).
+      ctx.response().putHeader(HttpHeaders.CACHE_CONTROL, "no-store");
+      ctx.json(CredentialMessages.value(value));
+    }).onFailure(ctx::fail);
   }
 
   private void reencrypt(RoutingContext ctx) {

@@ -42,22 +42,22 @@ final class CredentialSql {
   static final String COUNT = "SELECT count(*) AS n FROM credentials c" + LIST_WHERE;
 
   /**
-   * The newest unexpired value of an active or expiring credential of the slot, in the asked stage,
-   * counting the use on its credential in the same statement.
+   * The newest unexpired value of a credential of the slot in the asked stage. A failed credential is
+   * still served while its value lasts: the status tells operators that refreshing gave up, callers
+   * keep a working value until it expires. Retired ones are never served.
    */
   static final String CURRENT_VALUE = """
-      WITH pick AS (
-        SELECT v.credential_id, v.version, v.ciphertext, v.key_id, v.expires_at, c.service, c.environment
-          FROM credential_versions v JOIN credentials c ON c.id = v.credential_id
-         WHERE c.service = $1 AND c.environment = $2 AND c.status IN ('active', 'expiring')
-           AND v.stage = $3 AND v.expires_at > now()
-         ORDER BY v.created_at DESC, v.version DESC
-         LIMIT 1
-      ), used AS (
-        UPDATE credentials c SET usage_count = c.usage_count + 1, last_used = now()
-          FROM pick WHERE c.id = pick.credential_id
-      )
-      SELECT * FROM pick
+      SELECT v.credential_id, v.version, v.ciphertext, v.key_id, v.expires_at, c.service, c.environment
+        FROM credential_versions v JOIN credentials c ON c.id = v.credential_id
+       WHERE c.service = $1 AND c.environment = $2 AND c.status IN ('active', 'expiring', 'failed')
+         AND v.stage = $3 AND v.expires_at > now()
+       ORDER BY v.created_at DESC, v.version DESC
+       LIMIT 1
+      """;
+
+  /** Counted only once the value was decrypted, so a read that served nothing is no use. */
+  static final String COUNT_USE = """
+      UPDATE credentials SET usage_count = usage_count + 1, last_used = now() WHERE id = $1
       """;
 
   /** A correct running mean: the new mean moves toward the sample by 1/n. */
@@ -154,10 +154,31 @@ final class CredentialSql {
        WHERE credential_id = $1 ORDER BY id DESC LIMIT 200
       """;
 
-  static final String STORED_KEY_IDS = """
-      SELECT key_id FROM credential_versions
-      UNION SELECT client_secret_key FROM credentials WHERE client_secret_key IS NOT NULL
-      UNION SELECT refresh_token_key FROM credentials WHERE refresh_token_key IS NOT NULL
+  /**
+   * One stored ciphertext for each key id the vault's rows use, to prove at unlock that the keyset
+   * holds each of those keys with the right material. {@code version} is set for values,
+   * {@code field} for refresh secrets.
+   */
+  static final String SEALED_SAMPLES = """
+      SELECT DISTINCT ON (key_id) key_id, credential_id, version, field, ciphertext FROM (
+        SELECT key_id, credential_id, version, NULL AS field, ciphertext FROM credential_versions
+        UNION ALL SELECT client_secret_key, id, NULL, 'client_secret', client_secret FROM credentials
+                   WHERE client_secret IS NOT NULL
+        UNION ALL SELECT refresh_token_key, id, NULL, 'refresh_token', refresh_token FROM credentials
+                   WHERE refresh_token IS NOT NULL
+      ) sealed
+      ORDER BY key_id
+      """;
+
+  /** The first unlock's canary; a later unlock (or another instance) keeps the one already stored. */
+  static final String INSERT_CANARY = """
+      INSERT INTO vault_canary (ciphertext, key_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING
+      """;
+
+  static final String CANARY = "SELECT ciphertext, key_id FROM vault_canary";
+
+  static final String RESEAL_CANARY = """
+      UPDATE vault_canary SET ciphertext = $1, key_id = $2, updated_at = now() WHERE key_id <> $2
       """;
 
   static final String STALE_VERSIONS = """

@@ -35,16 +35,19 @@ import org.slf4j.LoggerFactory;
  * value becomes current only once it is obtained and stored; the previous one stays served to those
  * who ask for it until it expires. One rotation per credential runs at a time (in this process by a
  * set of ids, across processes by a claim in the row). Failures retry with exponential backoff; a
- * credential is marked failed only when retries are exhausted or it has expired.
+ * credential is marked failed only when retries are exhausted or it has expired, and its value is
+ * still served until it expires.
  *
- * <p>Without a keyset, or with one that lacks a key the stored rows were sealed under, the vault
- * stays locked and answers 503: it fails closed. No value is ever logged or published.
+ * <p>Without a keyset, or with one that lacks a key the stored rows were sealed under or holds other
+ * key material under the same key id, the vault stays locked and answers 503: it fails closed. No
+ * value is ever logged or published.
  */
 public final class CredentialsVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(CredentialsVerticle.class);
   private static final int ROTATIONS_PER_TICK = 20;
   private static final int REENCRYPT_BATCH = 100;
   private static final Duration MAX_BACKOFF = Duration.ofHours(1);
+  private static final String SEAL_FAILED = "Failed to process request: the vault could not encrypt a secret";
 
   private final AppConfig.VaultConfig config;
   private final PgConnectOptions connectOptions;
@@ -106,7 +109,13 @@ public final class CredentialsVerticle extends VerticleBase {
     return pg.close();
   }
 
-  /** Opens the vault if the keyset holds every key the stored secrets were sealed under. */
+  /**
+   * Opens the vault only with the keyset its secrets were sealed under: the keyset must hold every
+   * key id the stored rows use, open one stored secret under each, and open the canary (stored at the
+   * first unlock, so even an empty vault knows its keyset). Key ids alone prove nothing: a keyset
+   * rebuilt with the same ids and other key material would fail every read and seal new rows that
+   * the real keyset cannot open.
+   */
   private Future<Void> unlock() {
     if (config.keysetJson() == null) {
       lockReason = "The credential vault is locked: no TOKENS_VAULT_KEYSET or TOKENS_VAULT_KEYSET_FILE is configured.";
@@ -114,28 +123,57 @@ public final class CredentialsVerticle extends VerticleBase {
       return Future.succeededFuture();
     }
     VaultCipher candidate;
+    VaultCipher.Sealed firstCanary;
     try {
       candidate = VaultCipher.fromKeysetJson(config.keysetJson());
+      firstCanary = candidate.sealCanary();
     } catch (GeneralSecurityException e) {
       return Future.failedFuture(e);
     }
-    return repository.storedKeyIds().map(stored -> {
+    return repository.sealedSamples().compose(samples -> {
       Set<Long> missing = new TreeSet<>();
-      for (long keyId : stored) {
-        if (!candidate.hasKey(keyId)) {
-          missing.add(keyId);
+      Set<Long> unreadable = new TreeSet<>();
+      for (CredentialRepository.SealedSample sample : samples) {
+        if (!candidate.hasKey(sample.keyId())) {
+          missing.add(sample.keyId());
+        } else if (!opens(candidate, sample)) {
+          unreadable.add(sample.keyId());
         }
       }
-      if (missing.isEmpty()) {
+      if (!missing.isEmpty()) {
+        return locked("The credential vault is locked: stored credentials are sealed under key ids " + missing
+            + " that the configured keyset does not hold.");
+      }
+      if (!unreadable.isEmpty()) {
+        return locked("The credential vault is locked: the configured keyset has key ids " + unreadable
+            + " but cannot decrypt the stored credentials sealed under them; its key material is not theirs.");
+      }
+      return repository.canary(firstCanary).compose(canary -> {
+        if (!candidate.opensCanary(canary.ciphertext())) {
+          return locked("The credential vault is locked: the configured keyset cannot decrypt the vault's canary,"
+              + " sealed under key id " + canary.keyId() + "; it is not the keyset this vault was first opened with.");
+        }
         cipher = candidate;
         LOG.info("Credential vault open; primary key {}", candidate.primaryKeyId());
-      } else {
-        lockReason = "The credential vault is locked: stored credentials are sealed under key ids " + missing
-            + " that the configured keyset does not hold.";
-        LOG.error(lockReason);
-      }
-      return null;
+        return Future.succeededFuture();
+      });
     });
+  }
+
+  private Future<Void> locked(String reason) {
+    lockReason = reason;
+    LOG.error(reason);
+    return Future.succeededFuture();
+  }
+
+  private static boolean opens(VaultCipher keyset, CredentialRepository.SealedSample sample) {
+    try {
+      String purpose = sample.version() == null ? sample.field() : version(sample.version());
+      keyset.open(sample.ciphertext(), sample.id(), purpose);
+      return true;
+    } catch (GeneralSecurityException e) {
+      return false;
+    }
   }
 
   private <Q, R> MessageConsumer<Q> serve(String address, Function<Q, Future<R>> handler) {
@@ -201,8 +239,9 @@ public final class CredentialsVerticle extends VerticleBase {
         return Future.failedFuture(new PoolException(PoolError.UNAVAILABLE,
             "No valid " + q.service() + " API token available"));
       }
-      return Future.succeededFuture(new CredentialMessages.Value(sealed.id(), sealed.service(), sealed.environment(),
-          sealed.version(), open(sealed.ciphertext(), sealed.id(), version(sealed.version())), sealed.expiresAt()));
+      String value = open(sealed.ciphertext(), sealed.id(), version(sealed.version()));
+      return repository.countUse(sealed.id()).map(v -> new CredentialMessages.Value(sealed.id(), sealed.service(),
+          sealed.environment(), sealed.version(), value, sealed.expiresAt()));
     });
   }
 
@@ -286,10 +325,21 @@ public final class CredentialsVerticle extends VerticleBase {
     });
   }
 
-  /** Moves every secret sealed under an older key to the primary key, a batch at a time. */
+  /**
+   * Moves every secret sealed under an older key to the primary key, a batch at a time, and the canary
+   * with them (it is not counted), so that once this is done the older keys can leave the keyset.
+   */
   private Future<CredentialMessages.Reencrypted> reencrypt() {
-    return reencryptVersions(0).compose(versions -> reencryptSecrets(0).map(secrets ->
-        new CredentialMessages.Reencrypted(versions + secrets)));
+    return reencryptVersions(0).compose(versions -> reencryptSecrets(0).compose(secrets -> resealCanary().map(v ->
+        new CredentialMessages.Reencrypted(versions + secrets))));
+  }
+
+  private Future<Void> resealCanary() {
+    try {
+      return repository.resealCanary(cipher.sealCanary());
+    } catch (GeneralSecurityException e) {
+      return Future.failedFuture(new PoolException(PoolError.INTERNAL, SEAL_FAILED));
+    }
   }
 
   private Future<Integer> reencryptVersions(int done) {
@@ -334,18 +384,21 @@ public final class CredentialsVerticle extends VerticleBase {
     try {
       return cipher.seal(secret, id, purpose);
     } catch (GeneralSecurityException e) {
-      throw new PoolException(PoolError.INTERNAL, "Failed to process request: the vault could not encrypt a secret");
+      throw new PoolException(PoolError.INTERNAL, SEAL_FAILED);
     }
   }
 
-  /** Fails closed: a ciphertext the keyset cannot open is an error, never an empty value. */
+  /**
+   * Fails closed: a ciphertext the keyset cannot open is an error, never an empty value. It is 503, as
+   * a locked vault is: the keyset cannot serve this secret, nothing in the request is wrong.
+   */
   private String open(byte[] ciphertext, UUID id, String purpose) {
     try {
       return cipher.open(ciphertext, id, purpose);
     } catch (GeneralSecurityException e) {
       LOG.error("A secret of credential {} cannot be decrypted with the configured vault keyset", id);
-      throw new PoolException(PoolError.INTERNAL,
-          "Failed to process request: a stored secret cannot be decrypted with the configured vault keyset");
+      throw new PoolException(PoolError.UNAVAILABLE,
+          "The credential vault cannot decrypt a stored secret with the configured keyset.");
     }
   }
 

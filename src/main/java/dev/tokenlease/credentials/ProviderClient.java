@@ -8,6 +8,7 @@ import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Base64;
 import java.nio.charset.StandardCharsets;
 
@@ -75,6 +76,10 @@ final class ProviderClient {
     }
     if (!(body.getValue("expires_in") instanceof Number expiresIn) || expiresIn.longValue() <= 0) {
       return Future.failedFuture(new RefreshFailed("token endpoint answered 200 without a positive expires_in"));
+    }
+    if (expiresIn.longValue() > Duration.between(Instant.now(), CredentialMessages.LATEST_EXPIRY).toSeconds()) {
+      return Future.failedFuture(new RefreshFailed("token endpoint answered 200 with an expires_in beyond "
+          + CredentialMessages.LATEST_EXPIRY));
     }
     String rotated = body.getValue("refresh_token") instanceof String next && !next.isEmpty() ? next : null;
     return Future.succeededFuture(new Issued(token, Duration.ofSeconds(expiresIn.longValue()), rotated));

@@ -24,6 +24,11 @@ public final class VaultCipher {
   /** A ciphertext and the id of the key that made it (also stored in its own column). */
   public record Sealed(byte[] ciphertext, long keyId) {}
 
+  /** The canary is bound to the nil UUID, which no random (version 4) credential id can equal. */
+  private static final UUID CANARY_ID = new UUID(0, 0);
+  private static final String CANARY_PURPOSE = "canary";
+  private static final String CANARY_TEXT = "token-service vault canary";
+
   private final Aead aead;
   private final int primaryKeyId;
   private final Set<Long> keyIds = new TreeSet<>();
@@ -70,6 +75,20 @@ public final class VaultCipher {
 
   public String open(byte[] ciphertext, UUID credentialId, String purpose) throws GeneralSecurityException {
     return new String(aead.decrypt(ciphertext, associatedData(credentialId, purpose)), StandardCharsets.UTF_8);
+  }
+
+  /** The vault's canary sealed under the primary key. */
+  public Sealed sealCanary() throws GeneralSecurityException {
+    return seal(CANARY_TEXT, CANARY_ID, CANARY_PURPOSE);
+  }
+
+  /** Whether this keyset opens a canary: false when it lacks the key, or holds other material under its id. */
+  public boolean opensCanary(byte[] ciphertext) {
+    try {
+      return CANARY_TEXT.equals(open(ciphertext, CANARY_ID, CANARY_PURPOSE));
+    } catch (GeneralSecurityException e) {
+      return false;
+    }
   }
 
   public long primaryKeyId() {

@@ -114,6 +114,7 @@ class CredentialVaultTest {
     Response served = current("parkmobile");
     assertThat(served.status()).isEqualTo(200);
     assertThat(served.json().getString("value")).isEqualTo(value);
+    assertThat(served.headers().firstValue("cache-control")).hasValue("no-store");
     current("parkmobile");
     JsonObject info = http.get("/api/credentials/" + created.getString("id")).json();
     assertThat(info.getLong("usage_count")).isEqualTo(2);
@@ -222,14 +223,64 @@ class CredentialVaultTest {
     assertThat(info.getInteger("rotation_attempts")).isEqualTo(3);
     assertThat(info.getString("last_error")).isEqualTo("token endpoint answered 400 (invalid_grant)");
     assertThat(provider.calls()).isEqualTo(3);
-    // A failed credential is no longer served; callers get the documented 503.
+    // A failed credential is served until its value expires; then callers get the documented 503.
+    eventually(() -> current("parkmobile").status() == 503, 5_000);
     Response none = current("parkmobile");
-    assertThat(none.status()).isEqualTo(503);
     assertThat(none.json()).isEqualTo(new JsonObject().put("status", "unavailable")
         .put("message", "No valid parkmobile API token available"));
     // An operator's rotation, once the provider works again, brings it back.
     provider.mode(FakeProvider.Mode.ISSUE);
     assertThat(http.post("/api/credentials/" + id + "/rotate", "").json().getString("status")).isEqualTo("active");
+  }
+
+  @Test
+  @DisplayName("a credential whose refresh failed for good keeps being served until its value expires")
+  void failedButUnexpiredIsServed() {
+    provider.mode(FakeProvider.Mode.REJECT);
+    String value = "still-working-" + UUID.randomUUID();
+    String id = create("parkmobile", value, Instant.now().plusSeconds(86_400 * 3), true).getString("id");
+    for (int attempt = 0; attempt < 3; attempt++) {
+      assertThat(http.post("/api/credentials/" + id + "/rotate", "").status()).isEqualTo(502);
+    }
+    assertThat(http.get("/api/credentials/" + id).json().getString("status")).isEqualTo("failed");
+
+    Response served = current("parkmobile");
+    assertThat(served.status()).as(served.toString()).isEqualTo(200);
+    assertThat(served.json().getString("value")).isEqualTo(value);
+    assertThat(served.headers().firstValue("cache-control")).hasValue("no-store");
+    assertThat(http.get("/api/credentials/" + id).json().getLong("usage_count")).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("expiry dates are accepted up to 9999-12-31T23:59:59Z and refused beyond, never stored as infinity")
+  void expiryRange() {
+    for (String tooLate : List.of("+300000-01-01T00:00:00Z", "+10000-01-01T00:00:00Z", "9999-12-31T23:59:59.001Z")) {
+      Response refused = http.post("/api/credentials", new JsonObject().put("service", "pm").put("environment", "dr")
+          .put("value", "v").put("expires_at", tooLate).encode());
+      assertThat(refused.status()).as(tooLate).isEqualTo(400);
+      assertThat(refused.json()).isEqualTo(new JsonObject().put("status", "bad_request")
+          .put("message", "Invalid expires_at. Must be no later than 9999-12-31T23:59:59Z."));
+    }
+    assertThat(TestDatabase.query(database, "SELECT count(*) FROM credentials")).isEqualTo("0");
+
+    JsonObject latest = create("pm", "v", Instant.parse("9999-12-31T23:59:59Z"), false);
+    assertThat(latest.getString("expires_at")).isEqualTo("9999-12-31T23:59:59Z");
+    assertThat(TestDatabase.query(database, "SELECT count(*) FROM credentials WHERE isfinite(expires_at)"))
+        .isEqualTo("1");
+  }
+
+  @Test
+  @DisplayName("a provider's expires_in beyond the accepted range is a failed rotation, and the old value stays")
+  void providerExpiryOutOfRange() {
+    provider.expiresIn(400_000L * 365 * 86_400);
+    String value = "kept-" + UUID.randomUUID();
+    String id = create("parkmobile", value, Instant.now().plusSeconds(86_400 * 3), true).getString("id");
+    Response rotated = http.post("/api/credentials/" + id + "/rotate", "");
+    assertThat(rotated.status()).isEqualTo(502);
+    assertThat(rotated.json().getString("message"))
+        .isEqualTo("Rotation failed: token endpoint answered 200 with an expires_in beyond 9999-12-31T23:59:59Z");
+    assertThat(http.get("/api/credentials/" + id).json().getInteger("version")).isEqualTo(1);
+    assertThat(current("parkmobile").json().getString("value")).isEqualTo(value);
   }
 
   @Test
@@ -325,6 +376,83 @@ class CredentialVaultTest {
     assertThat(http.get("/api/tokens").status()).isEqualTo(200);
   }
 
+  /** A fresh keyset whose one key has the id of {@code keysetJson}'s primary key, and other material. */
+  private static String sameIdOtherMaterial(String keysetJson) throws Exception {
+    long id = new JsonObject(keysetJson).getLong("primaryKeyId");
+    JsonObject impostor = new JsonObject(VaultCipher.newKeysetJson()).put("primaryKeyId", id);
+    impostor.getJsonArray("key").getJsonObject(0).put("keyId", id);
+    return impostor.encode();
+  }
+
+  @Test
+  @DisplayName("a keyset with the stored key ids but other key material is caught on a stored row; the vault stays locked")
+  void otherKeyMaterialOnStoredRows() throws Exception {
+    String value = "sealed-under-the-real-key-" + UUID.randomUUID();
+    String id = create("parkmobile", value, Instant.now().plusSeconds(86_400 * 3), true).getString("id");
+    long keyId = VaultCipher.fromKeysetJson(keyset).primaryKeyId();
+    String impostor = sameIdOtherMaterial(keyset);
+    assertThat(VaultCipher.fromKeysetJson(impostor).primaryKeyId()).isEqualTo(keyId);
+    // A database from before the canary existed: only the stored rows can tell the keysets apart.
+    TestDatabase.execute(database, "DELETE FROM vault_canary");
+    restart(impostor);
+
+    Response locked = current("parkmobile");
+    assertThat(locked.status()).isEqualTo(503);
+    assertThat(locked.json()).isEqualTo(new JsonObject().put("status", "unavailable").put("message",
+        "The credential vault is locked: the configured keyset has key ids [" + keyId + "] but cannot decrypt the"
+            + " stored credentials sealed under them; its key material is not theirs."));
+    Response refused = http.post("/api/credentials", new JsonObject().put("service", "other").put("environment", "dr")
+        .put("value", "v").put("expires_at", Instant.now().plusSeconds(86_400).toString()).encode());
+    assertThat(refused.status()).isEqualTo(503);
+    assertThat(TestDatabase.query(database, "SELECT count(*) FROM credentials")).isEqualTo("1");
+    assertThat(TestDatabase.query(database, "SELECT usage_count FROM credentials")).isEqualTo("0");
+    assertThat(TestDatabase.query(database, "SELECT count(*) FROM vault_canary")).isEqualTo("0");
+
+    // The real keyset opens it again, and now leaves a canary behind.
+    restart(keyset);
+    assertThat(current("parkmobile").json().getString("value")).isEqualTo(value);
+    assertThat(http.get("/api/credentials/" + id).json().getLong("usage_count")).isEqualTo(1);
+    assertThat(TestDatabase.query(database, "SELECT key_id FROM vault_canary")).isEqualTo(String.valueOf(keyId));
+  }
+
+  @Test
+  @DisplayName("the canary written at the first unlock catches other key material even before any credential is stored")
+  void otherKeyMaterialOnCanary() throws Exception {
+    long keyId = VaultCipher.fromKeysetJson(keyset).primaryKeyId();
+    assertThat(TestDatabase.query(database, "SELECT key_id FROM vault_canary")).isEqualTo(String.valueOf(keyId));
+    restart(sameIdOtherMaterial(keyset));
+
+    String body = new JsonObject().put("service", "parkmobile").put("environment", "production").put("value", "v")
+        .put("expires_at", Instant.now().plusSeconds(86_400).toString()).encode();
+    Response refused = http.post("/api/credentials", body);
+    assertThat(refused.status()).isEqualTo(503);
+    assertThat(refused.json().getString("message")).isEqualTo("The credential vault is locked: the configured keyset"
+        + " cannot decrypt the vault's canary, sealed under key id " + keyId
+        + "; it is not the keyset this vault was first opened with.");
+    assertThat(current("parkmobile").status()).isEqualTo(503);
+    assertThat(TestDatabase.query(database, "SELECT count(*) FROM credentials")).isEqualTo("0");
+
+    restart(keyset);
+    assertThat(http.post("/api/credentials", body).status()).isEqualTo(201);
+  }
+
+  @Test
+  @DisplayName("a stored value that cannot be decrypted answers 503 and is not counted as a use")
+  void undecryptableValue() {
+    String id = create("parkmobile", "to-be-damaged", Instant.now().plusSeconds(86_400 * 3), false).getString("id");
+    // Flips a bit of the authentication tag: the row can no longer be opened.
+    TestDatabase.execute(database, "UPDATE credential_versions SET ciphertext ="
+        + " set_byte(ciphertext, length(ciphertext) - 1, get_byte(ciphertext, length(ciphertext) - 1) # 1)");
+
+    Response failed = current("parkmobile");
+    assertThat(failed.status()).isEqualTo(503);
+    assertThat(failed.json()).isEqualTo(new JsonObject().put("status", "unavailable")
+        .put("message", "The credential vault cannot decrypt a stored secret with the configured keyset."));
+    JsonObject info = http.get("/api/credentials/" + id).json();
+    assertThat(info.getLong("usage_count")).isZero();
+    assertThat(info.getString("last_used")).isNull();
+  }
+
   @Test
   @DisplayName("a master-key rotation re-encrypts every row under the new key")
   void keyRotation() throws Exception {
@@ -337,6 +465,8 @@ class CredentialVaultTest {
     long newPrimary = VaultCipher.fromKeysetJson(rotatedKeyset).primaryKeyId();
     restart(rotatedKeyset);
     eventually(() -> keyIds().equals(Set.of(newPrimary)), 5_000);
+    eventually(() -> String.valueOf(newPrimary).equals(TestDatabase.query(database, "SELECT key_id FROM vault_canary")),
+        5_000);
     for (int i = 0; i < 5; i++) {
       assertThat(http.get("/api/credentials/current?service=svc" + i + "&environment=production").json()
           .getString("value")).isEqualTo(values.get(i));
