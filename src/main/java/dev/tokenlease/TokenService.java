@@ -7,8 +7,6 @@ import dev.tokenlease.credentials.CredentialsVerticle;
 import dev.tokenlease.http.HttpApiVerticle;
 import dev.tokenlease.persistence.EmbeddedDatabase;
 import dev.tokenlease.persistence.Migrations;
-import dev.tokenlease.persistence.PersistenceStatus;
-import dev.tokenlease.persistence.PersistenceVerticle;
 import dev.tokenlease.pool.bus.PoolMessages;
 import dev.tokenlease.pool.bus.PoolVerticle;
 import io.vertx.core.DeploymentOptions;
@@ -24,7 +22,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One running service: its database (embedded or configured), migrations, and the verticles,
- * deployed in order (persistence, pool, HTTP) and undeployed in reverse so that every request in
+ * deployed in order (pool with its persistence, vault, auth, HTTP) and undeployed in reverse so that every request in
  * flight is answered and every change is written before the process ends.
  */
 public final class TokenService implements AutoCloseable {
@@ -54,9 +52,7 @@ public final class TokenService implements AutoCloseable {
       Migrations.migrate(connect);
       vertx = await(ClusterSupport.vertx(config.cluster()));
       PoolMessages.registerCodecs(vertx.eventBus());
-      PersistenceStatus status = new PersistenceStatus();
-      deployments.add(await(vertx.deployVerticle(new PersistenceVerticle(config, connect, status))));
-      deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, status))));
+      deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, connect))));
       deployments.add(await(vertx.deployVerticle(new CredentialsVerticle(config.vault(), connect))));
       Auth auth = new Auth(config.auth(), java.time.Clock.systemUTC());
       deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));

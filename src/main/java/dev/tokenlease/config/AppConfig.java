@@ -26,6 +26,8 @@ public record AppConfig(
     Duration flushInterval,
     int batchSize,
     int queueCapacity,
+    Duration ackTimeout,
+    Duration maxLag,
     ClusterConfig cluster,
     VaultConfig vault,
     AuthConfig auth) {
@@ -85,6 +87,8 @@ public record AppConfig(
   public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
   public static final String BATCH_SIZE = "TOKENS_PERSISTENCE_BATCH_SIZE";
   public static final String QUEUE_CAPACITY = "TOKENS_PERSISTENCE_QUEUE_CAPACITY";
+  public static final String ACK_TIMEOUT = "TOKENS_PERSISTENCE_ACK_TIMEOUT";
+  public static final String MAX_LAG = "TOKENS_PERSISTENCE_MAX_LAG";
   public static final String CLUSTER = "TOKENS_CLUSTER";
   public static final String CLUSTER_HOST = "TOKENS_CLUSTER_HOST";
   public static final String CLUSTER_PORT = "TOKENS_CLUSTER_PORT";
@@ -110,7 +114,7 @@ public record AppConfig(
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL,
-      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
+      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
       AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, RATE_LIMIT, RATE_BURST, OAUTH_RATE_LIMIT,
@@ -139,6 +143,8 @@ public record AppConfig(
         positiveDuration(json, FLUSH_INTERVAL),
         intIn(json, BATCH_SIZE, 1, 100_000),
         intIn(json, QUEUE_CAPACITY, 1, 10_000_000),
+        durationIn(json, ACK_TIMEOUT, Duration.ofMillis(100), Duration.ofMinutes(1)),
+        durationIn(json, MAX_LAG, Duration.ofMillis(100), Duration.ofMinutes(1)),
         new ClusterConfig(bool(json, CLUSTER), required(json, CLUSTER_HOST), intIn(json, CLUSTER_PORT, 1, 65535),
             members(json)),
         new VaultConfig(keyset(json), positiveDuration(json, VAULT_ROTATION_INTERVAL),
@@ -268,6 +274,14 @@ public record AppConfig(
       // reported below
     }
     throw new ConfigException(key + ": expected a positive ISO-8601 duration of at least 1 ms such as PT2M, got '" + value + "'");
+  }
+
+  private static Duration durationIn(JsonObject json, String key, Duration min, Duration max) {
+    Duration value = positiveDuration(json, key);
+    if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
+      throw new ConfigException(key + ": expected from " + min + " to " + max + ", got '" + raw(json, key) + "'");
+    }
+    return value;
   }
 
   private static AckMode ackMode(JsonObject json) {

@@ -41,7 +41,15 @@ public final class ApiError implements Handler<RoutingContext> {
   public void handle(RoutingContext ctx) {
     Throwable failure = ctx.failure();
     int code = ctx.statusCode();
-    if (failure instanceof PoolException e) {
+    if (failure instanceof PoolException e && e.error() == PoolError.OUTCOME_UNKNOWN) {
+      // Any status would claim an outcome nobody knows yet; no answer is the truthful one.
+      LOG.warn("Closing the connection of {} {} without an answer: {}", ctx.request().method(), ctx.request().path(),
+          e.getMessage());
+      ctx.request().connection().close();
+    } else if (failure instanceof PoolException e) {
+      if (e.retryAfterSeconds() > 0) {
+        ctx.response().putHeader(HttpHeaders.RETRY_AFTER, Long.toString(e.retryAfterSeconds()));
+      }
       write(ctx, e.error().code(), e.error().status(), e.getMessage());
     } else if (failure instanceof ReplyException e) {
       replyFailure(ctx, e);

@@ -9,6 +9,8 @@ import dev.tokenlease.pool.PoolSnapshot;
 import dev.tokenlease.pool.bus.PoolMessages;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Cursor;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
@@ -27,17 +29,21 @@ import java.util.Map;
 import java.util.UUID;
 
 /** Reads and writes tokens and usages through the reactive PostgreSQL client. */
-final class UsageRepository {
+public final class UsageRepository implements WriteBehindBatcher.BatchStore {
   private static final int LOAD_FETCH_SIZE = 10_000;
 
+  private final Vertx vertx;
   private final Pool pg;
+  private final long attemptTimeoutMillis;
 
-  UsageRepository(Pool pg) {
+  public UsageRepository(Vertx vertx, Pool pg, long attemptTimeoutMillis) {
+    this.vertx = vertx;
     this.pg = pg;
+    this.attemptTimeoutMillis = attemptTimeoutMillis;
   }
 
   /** Creates tokens until the table holds {@code poolSize}; refuses to shrink. */
-  Future<Void> ensureTokens(int poolSize) {
+  public Future<Void> ensureTokens(int poolSize) {
     return pg.query(Sql.COUNT_TOKENS).execute().compose(rows -> {
       Row row = rows.iterator().next();
       long count = row.getLong("n");
@@ -58,48 +64,73 @@ final class UsageRepository {
   }
 
   /**
-   * Records that an instance runs now and returns until when activations must wait: after an
-   * unclean stop in memory mode, one lease TTL past the last sign of life; otherwise no wait.
+   * What this process starts from as the pool's writer.
+   *
+   * @param lastGeneration no generation at or below it may be handed out again
+   * @param reservedUpTo generations up to this are reserved for this run
+   * @param blockedForMillis how long activations must wait (after an unclean stop in memory mode,
+   *     until every acknowledgment that may have been lost has expired); 0 for none
    */
-  Future<Long> startRun(AckMode mode, long leaseTtlMillis, long heartbeatMillis) {
-    return pg.query(Sql.READ_SERVICE_STATE).execute().compose(rows -> {
-      long blockedUntil = PoolChange.NO_TIME;
-      if (rows.size() > 0) {
-        Row previous = rows.iterator().next();
-        if (previous.getBoolean("running") && "memory".equals(previous.getString("ack_mode"))) {
-          blockedUntil = millis(previous.getOffsetDateTime("lost_grants_end"));
-        }
-      }
-      long result = blockedUntil;
-      return pg.preparedQuery(Sql.START_RUN)
-          .execute(Tuple.of(mode.name().toLowerCase(Locale.ROOT), leaseTtlMillis, heartbeatMillis))
-          .map(result);
-    });
+  public record WriterClaim(long epoch, long lastBatch, long lastGeneration, long reservedUpTo, long blockedForMillis) {}
+
+  /**
+   * Takes over as the only writer (a new epoch) and reads what the previous run proves: after an
+   * unclean stop in memory mode, every acknowledgment it may have lost was given within
+   * {@code max_lag} of its last confirmed write, so it has expired one lease TTL after that.
+   */
+  public Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead) {
+    return pg.withTransaction(conn -> conn.query(Sql.READ_WRITER).execute().compose(rows ->
+        conn.query(Sql.MAX_GENERATION).execute().compose(generations -> {
+          long lastGeneration = generations.iterator().next().getLong("g");
+          OffsetDateTime blockedUntil = null;
+          long blockedFor = 0;
+          if (rows.size() > 0) {
+            Row previous = rows.iterator().next();
+            lastGeneration = Math.max(lastGeneration, previous.getLong("generation_reserved"));
+            blockedUntil = previous.getOffsetDateTime("blocked_until");
+            if (previous.getBoolean("running") && "memory".equals(previous.getString("ack_mode"))) {
+              blockedUntil = later(blockedUntil, previous.getOffsetDateTime("lost_grants_end"));
+            }
+            if (blockedUntil != null) {
+              blockedFor = Math.max(0, blockedUntil.toInstant().toEpochMilli()
+                  - previous.getOffsetDateTime("now").toInstant().toEpochMilli());
+            }
+            if (blockedFor == 0) {
+              blockedUntil = null;
+            }
+          }
+          long last = lastGeneration;
+          long wait = blockedFor;
+          return conn.preparedQuery(Sql.CLAIM_WRITER)
+              .execute(Tuple.of(mode.name().toLowerCase(Locale.ROOT), leaseTtlMillis, maxLagMillis,
+                  lastGeneration + reserveAhead, blockedUntil))
+              .map(claimed -> {
+                Row row = claimed.iterator().next();
+                return new WriterClaim(row.getLong("epoch"), row.getLong("last_batch"), last,
+                    row.getLong("generation_reserved"), wait);
+              });
+        })));
   }
 
-  Future<Void> heartbeat() {
-    return pg.query(Sql.HEARTBEAT).execute().mapEmpty();
+  private static OffsetDateTime later(OffsetDateTime a, OffsetDateTime b) {
+    return a == null ? b : b == null || a.isAfter(b) ? a : b;
   }
 
-  Future<Void> stopRun() {
-    return pg.query(Sql.STOP_RUN).execute().mapEmpty();
+  /** Marks the run as stopped cleanly: every change is written, nothing was lost. */
+  public Future<Void> stopRun(long epoch, long lastGeneration) {
+    return pg.preparedQuery(Sql.STOP_RUN).execute(Tuple.of(epoch, lastGeneration)).mapEmpty();
   }
 
-  Future<Void> ping() {
-    return pg.query(Sql.PING).execute().mapEmpty();
-  }
-
-  Future<PoolSnapshot> loadSnapshot(long activationsBlockedUntil) {
+  public Future<PoolSnapshot> loadSnapshot(long lastGeneration, long activationsBlockedUntil) {
     return pg.withTransaction(conn -> loadTokens(conn).compose(tokens ->
-        conn.query(Sql.LOAD_OPEN_LEASES).execute().compose(leaseRows -> {
+        conn.query(Sql.LOAD_OPEN_LEASES).execute().map(leaseRows -> {
           List<PoolSnapshot.StoredLease> leases = new ArrayList<>(leaseRows.size());
           for (Row row : leaseRows) {
             leases.add(new PoolSnapshot.StoredLease(row.getLong("generation"), row.getUUID("token_id"),
                 row.getUUID("user_id"), millis(row.getOffsetDateTime("started_at")),
                 millis(row.getOffsetDateTime("expires_at"))));
           }
-          return conn.query(Sql.LAST_GENERATION).execute().map(g -> new PoolSnapshot(tokens, leases,
-              g.iterator().next().getLong("g"), activationsBlockedUntil));
+          return new PoolSnapshot(tokens, leases, lastGeneration, activationsBlockedUntil);
         })));
   }
 
@@ -129,10 +160,13 @@ final class UsageRepository {
   }
 
   /**
-   * Writes a batch of changes in one statement. Only the last change per usage and per token in the
-   * batch is written; all values are absolute, so replaying a batch is harmless.
+   * Writes a batch of changes in one statement, fenced by epoch and sequence (see
+   * {@link WriteBehindBatcher}). Only the last change per usage and per token in the batch is
+   * written. An attempt that the server does not answer within the attempt timeout has its
+   * connection closed: it is then in doubt, and the fence keeps a late run of it harmless.
    */
-  Future<Void> write(List<PoolChange> changes) {
+  @Override
+  public Future<WriteBehindBatcher.Outcome> write(long epoch, long seq, long reserveUpTo, List<PoolChange> changes) {
     Map<Long, PoolChange> usages = new LinkedHashMap<>();
     Map<Long, Boolean> granted = new HashMap<>();
     Map<UUID, PoolChange> tokens = new LinkedHashMap<>();
@@ -152,7 +186,32 @@ final class UsageRepository {
     addUpdated(params, updated);
     addInserted(params, inserted);
     addTokens(params, tokens.values());
-    return pg.preparedQuery(Sql.WRITE_BATCH).execute(params).mapEmpty();
+    params.addLong(seq).addLong(reserveUpTo).addLong(epoch);
+    return pg.getConnection()
+        .recover(err -> Future.failedFuture(new WriteBehindBatcher.NotSentException("no database connection", err)))
+        .compose(conn -> bounded(conn, conn.preparedQuery(Sql.WRITE_BATCH).execute(params))
+            .compose(rows -> rows.iterator().next().getLong("applied") == 1
+                ? Future.succeededFuture(WriteBehindBatcher.Outcome.APPLIED)
+                : bounded(conn, conn.query(Sql.WRITER_STATE).execute()).map(state -> fenceOutcome(state, epoch, seq)))
+            .recover(err -> Future.failedFuture(err instanceof PgException
+                // The server answered with an error: the statement, and so its transaction, did not commit.
+                ? new WriteBehindBatcher.NotSentException("refused by the database", err)
+                : err))
+            .eventually(conn::close));
+  }
+
+  private static WriteBehindBatcher.Outcome fenceOutcome(RowSet<Row> state, long epoch, long seq) {
+    Row row = state.iterator().next();
+    if (row.getLong("epoch") == epoch && row.getLong("last_batch") >= seq) {
+      return WriteBehindBatcher.Outcome.ALREADY_APPLIED;
+    }
+    return WriteBehindBatcher.Outcome.FENCED;
+  }
+
+  /** Closes the connection if the server does not answer in time, so the attempt cannot hang forever. */
+  private <T> Future<T> bounded(SqlConnection conn, Future<T> query) {
+    long timer = vertx.setTimer(attemptTimeoutMillis, id -> conn.close());
+    return query.andThen(done -> vertx.cancelTimer(timer));
   }
 
   private static void addUpdated(Tuple params, List<PoolChange> changes) {
@@ -216,7 +275,7 @@ final class UsageRepository {
     return value == PoolChange.NO_TIME ? null : value;
   }
 
-  Future<PoolMessages.TokenUsageList> tokenUsages(UUID tokenId) {
+  public Future<PoolMessages.TokenUsageList> tokenUsages(UUID tokenId) {
     return pg.preparedQuery(Sql.TOKEN_USAGES).execute(Tuple.of(tokenId)).map(rows -> {
       List<PoolMessages.Usage> usages = new ArrayList<>(rows.size());
       for (Row row : rows) {
@@ -226,7 +285,7 @@ final class UsageRepository {
     });
   }
 
-  Future<PoolMessages.UserUsagePage> userUsages(PoolMessages.UserUsages query) {
+  public Future<PoolMessages.UserUsagePage> userUsages(PoolMessages.UserUsages query) {
     Tuple params = Tuple.of(query.userId(), offset(query.from()), offset(query.to()),
         query.beforeGeneration(), query.limit() + 1);
     return pg.preparedQuery(Sql.USER_USAGES).execute(params).map(rows -> page(query, rows));

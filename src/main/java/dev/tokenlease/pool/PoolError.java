@@ -10,7 +10,13 @@ public enum PoolError {
   CONFLICT(409, "conflict"),
   INTERNAL(500, "internal_server_error"),
   BAD_GATEWAY(502, "bad_gateway"),
-  UNAVAILABLE(503, "unavailable");
+  UNAVAILABLE(503, "unavailable"),
+  /**
+   * The database did not say in time whether a change took effect. Never written as an error
+   * body: HTTP closes the connection and the JSON event-bus addresses give no reply, because any
+   * answer would claim an outcome nobody knows yet.
+   */
+  OUTCOME_UNKNOWN(504, "outcome_unknown");
 
   private final int code;
   private final String status;

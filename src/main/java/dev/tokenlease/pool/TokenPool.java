@@ -26,7 +26,10 @@ import java.util.function.LongSupplier;
  * operation first retires leases whose deadline has passed, so no caller ever sees a lease past its
  * end; a lease that expired ends at its expiry instant, not when it was noticed.
  *
- * <p>Each mutation records {@link PoolChange}s, collected by {@link #drainChanges()}.
+ * <p>Each mutation records {@link PoolChange}s, collected by {@link #drainChanges()}. A pool made
+ * undoable also keeps the inverse of every step, so that the changes its database never accepted
+ * can be taken back ({@link #undoTo(long)}); generation numbers are never taken back, so a number
+ * handed out once is never handed out again.
  */
 public final class TokenPool {
   private final Clock clock;
@@ -39,6 +42,8 @@ public final class TokenPool {
   private final TokenQueue active = new TokenQueue();
   private final List<PoolChange> changes = new ArrayList<>();
   private long lastGeneration;
+  private long generationLimit = Long.MAX_VALUE;
+  private final UndoLog undo;
   private final long blockedUntilMillis;
   private long blockedUntilNanos;
   private boolean blocked;
@@ -51,6 +56,12 @@ public final class TokenPool {
    * @param nanoTime a monotonic clock, as {@link System#nanoTime()}
    */
   public TokenPool(PoolSnapshot snapshot, Duration ttl, Clock clock, LongSupplier nanoTime) {
+    this(snapshot, ttl, clock, nanoTime, false);
+  }
+
+  /** @param undoable keep what {@link #undoTo(long)} needs (costs a few small objects per step) */
+  public TokenPool(PoolSnapshot snapshot, Duration ttl, Clock clock, LongSupplier nanoTime, boolean undoable) {
+    this.undo = undoable ? new UndoLog() : null;
     if (ttl.isNegative() || ttl.isZero()) {
       throw new IllegalArgumentException("lease TTL must be positive: " + ttl);
     }
@@ -132,11 +143,17 @@ public final class TokenPool {
     long nowNanos = expireDue();
     if (blocked) {
       if (nowNanos - blockedUntilNanos < 0) {
+        long waitSeconds = Math.max(1, (blockedUntilNanos - nowNanos + 999_999_999L) / 1_000_000_000L);
         throw new PoolException(PoolError.UNAVAILABLE,
             "The pool is recovering from an unclean stop; activations resume at "
-                + Instant.ofEpochMilli(blockedUntilMillis).truncatedTo(java.time.temporal.ChronoUnit.SECONDS) + ".");
+                + Instant.ofEpochMilli(blockedUntilMillis).truncatedTo(java.time.temporal.ChronoUnit.SECONDS) + ".",
+            waitSeconds);
       }
       blocked = false;
+    }
+    if (lastGeneration >= generationLimit) {
+      throw new PoolException(PoolError.UNAVAILABLE,
+          "No fencing number is reserved in the database yet; try again shortly.");
     }
     long nowMillis = clock.millis();
     if (available.size() == 0) {
@@ -147,13 +164,14 @@ public final class TokenPool {
       end(oldest, EndReason.EVICTED, nowMillis);
     }
     Token token = available.head();
-    available.remove(token);
+    removeFrom(available, token);
     Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowMillis + ttlMillis, nowNanos + ttlNanos);
+    saveState(token);
     token.lease = lease;
     token.activatedAtMillis = nowMillis;
     token.releasedAtMillis = PoolChange.NO_TIME;
     token.usageCount++;
-    active.append(token);
+    appendTo(active, token);
     changes.add(PoolChange.of(PoolChange.Kind.GRANTED, token, lease, PoolChange.NO_TIME, null));
     return view(token);
   }
@@ -177,10 +195,13 @@ public final class TokenPool {
     long nowNanos = expireDue();
     Token token = heldBy(tokenId, userId, generation);
     Lease lease = token.lease;
+    if (undo != null) {
+      undo.leaseTimes(lease);
+    }
     lease.expiresAtMillis = clock.millis() + ttlMillis;
     lease.deadlineNanos = nowNanos + ttlNanos;
-    active.remove(token);
-    active.append(token);
+    removeFrom(active, token);
+    appendTo(active, token);
     changes.add(PoolChange.of(PoolChange.Kind.RENEWED, token, lease, PoolChange.NO_TIME, null));
     return view(token);
   }
@@ -282,6 +303,40 @@ public final class TokenPool {
     return lastGeneration;
   }
 
+  /**
+   * Activations refuse (503) rather than hand out a generation above {@code upTo}: the owner raises
+   * the limit once the database holds it, so a number is never reused after a crash.
+   */
+  public void limitGenerations(long upTo) {
+    generationLimit = upTo;
+  }
+
+  /** Where the undo history stands now; pass it to {@link #undoTo(long)} to take back what follows. */
+  public long undoMark() {
+    return undoable().mark();
+  }
+
+  /**
+   * Puts the pool back exactly as it was at {@code mark}: leases, queues, counters. Changes not yet
+   * drained are dropped; generations handed out since stay used.
+   */
+  public void undoTo(long mark) {
+    undoable().undoTo(mark);
+    changes.clear();
+  }
+
+  /** The steps before {@code mark} are written: they will never be undone. */
+  public void forgetBefore(long mark) {
+    undoable().forgetBefore(mark);
+  }
+
+  private UndoLog undoable() {
+    if (undo == null) {
+      throw new IllegalStateException("this pool was not made undoable");
+    }
+    return undo;
+  }
+
   private Token find(UUID tokenId) {
     Token token = tokensById.get(tokenId);
     if (token == null) {
@@ -292,11 +347,32 @@ public final class TokenPool {
 
   private void end(Token token, EndReason reason, long endedAtMillis) {
     Lease lease = token.lease;
+    saveState(token);
     token.lease = null;
     token.releasedAtMillis = endedAtMillis;
-    active.remove(token);
-    available.append(token);
+    removeFrom(active, token);
+    appendTo(available, token);
     changes.add(PoolChange.of(PoolChange.Kind.ENDED, token, lease, endedAtMillis, reason));
+  }
+
+  private void saveState(Token token) {
+    if (undo != null) {
+      undo.tokenState(token);
+    }
+  }
+
+  private void removeFrom(TokenQueue queue, Token token) {
+    if (undo != null) {
+      undo.removed(queue, token, token.prev);
+    }
+    queue.remove(token);
+  }
+
+  private void appendTo(TokenQueue queue, Token token) {
+    queue.append(token);
+    if (undo != null) {
+      undo.appended(queue, token);
+    }
   }
 
   private static TokenView view(Token token) {

@@ -27,6 +27,25 @@ final class TokenQueue {
     size++;
   }
 
+  /** Puts a token back right after {@code prev}, or at the head when {@code prev} is null. */
+  void insertAfter(Token prev, Token token) {
+    Token next = prev == null ? head : prev.next;
+    token.prev = prev;
+    token.next = next;
+    token.queue = this;
+    if (prev == null) {
+      head = token;
+    } else {
+      prev.next = token;
+    }
+    if (next == null) {
+      tail = token;
+    } else {
+      next.prev = token;
+    }
+    size++;
+  }
+
   void remove(Token token) {
     if (token.prev == null) {
       head = token.next;

@@ -31,6 +31,8 @@ class AppConfigTest {
     assertThat(config.leaseTtl()).isEqualTo(Duration.ofMinutes(2));
     assertThat(config.sweepInterval()).isEqualTo(Duration.ofSeconds(30));
     assertThat(config.ackMode()).isEqualTo(AckMode.DURABLE);
+    assertThat(config.ackTimeout()).isEqualTo(Duration.ofSeconds(5));
+    assertThat(config.maxLag()).isEqualTo(Duration.ofSeconds(1));
     assertThat(config.dataDir()).isEqualTo(Path.of(System.getProperty("user.home"), ".local", "share", "token-service"));
   }
 
@@ -57,7 +59,8 @@ class AppConfigTest {
       "TOKENS_POOL_LEASE_TTL, 2 minutes", "TOKENS_POOL_LEASE_TTL, PT0S", "TOKENS_POOL_LEASE_TTL, -PT1M",
       "TOKENS_POOL_SWEEP_INTERVAL, soon", "TOKENS_PERSISTENCE_ACK, sometimes", "TOKENS_PG_URL, mysql://x",
       "TOKENS_PERSISTENCE_QUEUE_CAPACITY, 0", "TOKENS_AUTH_REQUIRED, yes", "TOKENS_M2M_TOKEN_TTL, P2D",
-      "TOKENS_RATE_LIMIT_PER_SECOND, -1", "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND, 0", "TOKENS_ADMIN_CLIENT_ID, bad id"})
+      "TOKENS_RATE_LIMIT_PER_SECOND, -1", "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND, 0", "TOKENS_ADMIN_CLIENT_ID, bad id",
+      "TOKENS_PERSISTENCE_ACK_TIMEOUT, PT0.01S", "TOKENS_PERSISTENCE_MAX_LAG, PT2M"})
   @DisplayName("a bad value stops start-up with one line naming the variable")
   void badValues(String key, String value) throws Exception {
     JsonObject json = defaults().put(key, value);

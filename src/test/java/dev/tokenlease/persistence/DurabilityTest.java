@@ -52,22 +52,36 @@ class DurabilityTest {
   }
 
   @Test
-  @DisplayName("durable: with the database down, mutations fail with 500 and the service recovers when it is back")
+  @DisplayName("durable: with the database down, a change is undone and refused with 503, and the service recovers when it is back")
   void databaseDown() throws Exception {
     String name = io.vertx.pgclient.PgConnectOptions.fromUri(database).getDatabase();
-    try (RunningService service = RunningService.start(database)) {
+    try (RunningService service = RunningService.start(database, new JsonObject().put("TOKENS_PERSISTENCE_ACK_TIMEOUT", "PT1S"))) {
       Http http = service.http();
       http.activate(UUID.randomUUID().toString());
       TestDatabase.execute(TestDatabase.adminUrl(), "ALTER DATABASE " + name + " ALLOW_CONNECTIONS false");
       TestDatabase.execute(TestDatabase.adminUrl(),
-          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'");
+          // Every session but the one holding the instance lock (losing that refuses changes up front).
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'"
+              + " AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')");
+      // Let the client notice its pooled connections are gone: a statement sent on one the server had
+      // already closed would be in doubt (see the fault suite), not certainly refused.
+      Thread.sleep(500);
 
-      Http.Response failed = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode());
-      assertThat(failed.status()).isEqualTo(500);
-      assertThat(failed.json().getString("status")).isEqualTo("internal_server_error");
-      assertThat(failed.json().getString("message")).startsWith("Failed to process request: ");
+      String refusedUser = UUID.randomUUID().toString();
+      Http.Response failed = http.post("/api/tokens/activate", new JsonObject().put("user_id", refusedUser).encode());
+      assertThat(failed.status()).isEqualTo(503);
+      assertThat(failed.header("Retry-After")).isEqualTo("1");
+      assertThat(failed.json().getString("status")).isEqualTo("unavailable");
+      // Refused up front once the database is known to fail, or undone after the ack timeout.
+      assertThat(failed.json().getString("message"))
+          .matches("(The database is not accepting writes|The database did not confirm the change within 1000 ms).*");
+      // Refused means unchanged: the grant was undone in memory too.
+      assertThat(http.get("/api/tokens?state=active").array("tokens")).hasSize(1);
+      Http.Response refusedAtOnce = http.post("/api/tokens/activate", new JsonObject().put("user_id", refusedUser).encode());
+      assertThat(refusedAtOnce.status()).isEqualTo(503);
+      assertThat(refusedAtOnce.json().getString("message")).startsWith("The database is not accepting writes");
       Http.Response history = http.get("/api/users/" + UUID.randomUUID() + "/usages");
-      assertThat(history.status()).isEqualTo(500);
+      assertThat(history.status()).isEqualTo(503);
       assertThat(history.json().getString("message")).startsWith("Failed to process request: ");
       assertThat(http.get("/api/health").status()).isEqualTo(503);
       // Reads from memory still work.
@@ -82,8 +96,46 @@ class DurabilityTest {
       JsonObject grant = http.activate(UUID.randomUUID().toString());
       assertThat(grant.getLong("generation")).isPositive();
       assertThat(http.get("/api/users/" + UUID.randomUUID() + "/usages").status()).isEqualTo(200);
+      assertThat(http.get("/api/users/" + refusedUser + "/usages").json().getJsonArray("usages")).isEmpty();
     } finally {
       TestDatabase.execute(TestDatabase.adminUrl(), "ALTER DATABASE " + name + " ALLOW_CONNECTIONS true");
+    }
+  }
+
+  @Test
+  @DisplayName("durable: a change the database does not take within the ack timeout is undone in memory and refused")
+  void undoneWhenNotCommitted() throws Exception {
+    try (RunningService service = RunningService.start(database, new JsonObject()
+            .put("TOKENS_PERSISTENCE_ACK_TIMEOUT", "PT2S").put("TOKENS_POOL_SIZE", 2));
+        Connection blocker = TestDatabase.connect(database)) {
+      Http http = service.http();
+      JsonObject kept = http.activate(UUID.randomUUID().toString());
+      JsonObject released = http.activate(UUID.randomUUID().toString());
+      // Every batch updates the writer row; holding its lock makes each attempt fail (lock timeout).
+      blocker.setAutoCommit(false);
+      try (var st = blocker.createStatement()) {
+        st.execute("SELECT * FROM service_state FOR UPDATE");
+      }
+      String user = released.getString("user_id");
+      Http.Response refused = http.post("/api/tokens/" + released.getString("token_id") + "/release",
+          new JsonObject().put("user_id", user).encode());
+      assertThat(refused.status()).isEqualTo(503);
+      assertThat(refused.json().getString("message"))
+          .startsWith("The database did not confirm the change within 2000 ms").endsWith("nothing was changed. Try again shortly.");
+      // The lease is held again, exactly as before.
+      JsonObject token = http.get("/api/tokens/" + released.getString("token_id")).json();
+      assertThat(token.getString("current_user_id")).isEqualTo(user);
+      blocker.rollback();
+      long deadline = System.currentTimeMillis() + 10_000;
+      while (http.get("/api/health").status() != 200 && System.currentTimeMillis() < deadline) {
+        Thread.sleep(50);
+      }
+      assertThat(http.post("/api/tokens/" + kept.getString("token_id") + "/renew",
+          new JsonObject().put("user_id", kept.getString("user_id")).encode()).status()).isEqualTo(200);
+      // Nothing of the refused release reached the database.
+      assertThat(TestDatabase.query(database, "SELECT count(*) FROM usages WHERE ended_at IS NULL")).isEqualTo("2");
+      assertThat(http.post("/api/tokens/" + released.getString("token_id") + "/release",
+          new JsonObject().put("user_id", user).encode()).status()).isEqualTo(200);
     }
   }
 
@@ -110,26 +162,27 @@ class DurabilityTest {
   }
 
   @Test
-  @DisplayName("memory: after an unclean stop, activations wait one TTL so no lost grant is handed out twice")
+  @DisplayName("memory: after an unclean stop, activations wait until the lag bound plus one TTL past the last confirmed write")
   void memoryUncleanStop() throws Exception {
     JsonObject memory = new JsonObject().put("TOKENS_PERSISTENCE_ACK", "memory").put("TOKENS_POOL_LEASE_TTL", "PT2S");
     try (RunningService service = RunningService.start(database, memory)) {
       service.http().activate(UUID.randomUUID().toString());
     }
     // What a crash leaves behind: the run was never marked stopped.
-    TestDatabase.execute(database, "UPDATE service_state SET running = true, heartbeat_at = now()");
+    TestDatabase.execute(database, "UPDATE service_state SET running = true, marked_at = now()");
     try (RunningService service = RunningService.start(database, memory)) {
       Http.Response refused = service.http().post("/api/tokens/activate",
           new JsonObject().put("user_id", UUID.randomUUID().toString()).encode());
       assertThat(refused.status()).isEqualTo(503);
       assertThat(refused.json().getString("status")).isEqualTo("unavailable");
       assertThat(refused.json().getString("message")).startsWith("The pool is recovering from an unclean stop");
+      assertThat(Integer.parseInt(refused.header("Retry-After"))).isBetween(1, 3);
       Thread.sleep(3_200);
       assertThat(service.http().post("/api/tokens/activate",
           new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status()).isEqualTo(200);
     }
     // Durable mode never waits: nothing acknowledged can have been lost.
-    TestDatabase.execute(database, "UPDATE service_state SET running = true, ack_mode = 'durable', heartbeat_at = now()");
+    TestDatabase.execute(database, "UPDATE service_state SET running = true, ack_mode = 'durable', marked_at = now()");
     try (RunningService service = RunningService.start(database, new JsonObject().put("TOKENS_POOL_LEASE_TTL", "PT2S"))) {
       assertThat(service.http().post("/api/tokens/activate",
           new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status()).isEqualTo(200);

@@ -148,8 +148,9 @@ class RestartTest {
       assertThat(taken).as("the test session took the lock").isTrue();
       Thread.sleep(300);
       Http.Response refused = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode());
-      assertThat(refused.status()).isEqualTo(500);
-      assertThat(refused.json().getString("message")).startsWith("Failed to process request: lost the database session");
+      assertThat(refused.status()).isEqualTo(503);
+      assertThat(refused.json().getString("status")).isEqualTo("unavailable");
+      assertThat(refused.json().getString("message")).startsWith("Lost the database session that makes this the only instance");
       assertThat(http.get("/api/tokens").status()).isEqualTo(200);
       try (var st = intruder.createStatement()) {
         st.execute("SELECT pg_advisory_unlock(" + Sql.INSTANCE_LOCK_KEY + ")");

@@ -358,4 +358,84 @@ class TokenPoolTest {
     time.advance(Duration.ofSeconds(30));
     assertThat(pool.activate(user(1)).tokenId()).isEqualTo(a);
   }
+
+  /** What can be seen of a pool: every token, and the order in which it would hand them out. */
+  private static List<Object> observable(TokenPool pool, int size) {
+    List<Object> seen = new ArrayList<>(pool.list(null));
+    seen.add(pool.activeCount());
+    seen.add(pool.availableCount());
+    return seen;
+  }
+
+  @Test
+  @DisplayName("undo puts back leases, queues and counters exactly, through grants, evictions, releases, renewals, expiries and clears")
+  void undoRestoresExactly() {
+    List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
+    ids = new ArrayList<>();
+    for (int i = 1; i <= 4; i++) {
+      ids.add(new UUID(0, i));
+      tokens.add(new PoolSnapshot.StoredToken(ids.get(i - 1), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+    }
+    TokenPool pool = new TokenPool(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
+    TokenView a = pool.activate(user(1));
+    time.advance(Duration.ofSeconds(10));
+    TokenView b = pool.activate(user(2));
+    time.advance(Duration.ofSeconds(10));
+    pool.activate(user(3));
+    pool.release(a.tokenId(), user(1), a.generation());
+    pool.drainChanges();
+    List<Object> before = observable(pool, 4);
+    long mark = pool.undoMark();
+
+    time.advance(Duration.ofSeconds(5));
+    pool.renew(b.tokenId(), user(2), b.generation());
+    pool.activate(user(4));
+    pool.activate(user(5));
+    pool.activate(user(6)); // evicts the oldest lease
+    time.advance(TTL.minusSeconds(30)); // user 3's lease expires
+    pool.get(b.tokenId());
+    pool.clear();
+    pool.activate(user(7));
+    long lastGeneration = pool.lastGeneration();
+
+    pool.undoTo(mark);
+    assertThat(pool.drainChanges()).isEmpty();
+    assertThat(observable(pool, 4)).isEqualTo(before);
+    // Generations are not taken back: the next grant gets a new one.
+    TokenView next = pool.activate(user(8));
+    assertThat(next.generation()).isEqualTo(lastGeneration + 1);
+    // The pool hands out what it would have at the mark: the never-used token before the released one.
+    assertThat(next.tokenId()).isEqualTo(ids.get(3));
+    assertThat(pool.list(TokenState.ACTIVE)).extracting(TokenView::currentUserId).containsExactly(user(2), user(3), user(8));
+  }
+
+  @Test
+  @DisplayName("steps before a forgotten mark cannot be undone; steps after it still can")
+  void forgetBefore() {
+    TokenPool pool = new TokenPool(new PoolSnapshot(List.of(
+        new PoolSnapshot.StoredToken(new UUID(0, 1), 1, PoolChange.NO_TIME, PoolChange.NO_TIME, 0),
+        new PoolSnapshot.StoredToken(new UUID(0, 2), 2, PoolChange.NO_TIME, PoolChange.NO_TIME, 0)),
+        List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
+    pool.activate(user(1));
+    long kept = pool.undoMark();
+    pool.activate(user(2));
+    pool.forgetBefore(kept);
+    pool.undoTo(kept);
+    assertThat(pool.list(TokenState.ACTIVE)).extracting(TokenView::currentUserId).containsExactly(user(1));
+    assertThatThrownBy(() -> pool.undoTo(0)).isInstanceOf(IllegalStateException.class);
+  }
+
+  @Test
+  @DisplayName("activations refuse with 503 beyond the generations reserved in the database")
+  void generationLimit() {
+    TokenPool pool = pool(3);
+    pool.limitGenerations(2);
+    pool.activate(user(1));
+    pool.activate(user(2));
+    assertThatThrownBy(() -> pool.activate(user(3)))
+        .isInstanceOfSatisfying(PoolException.class, e -> assertThat(e.error()).isEqualTo(PoolError.UNAVAILABLE));
+    assertThat(pool.activeCount()).isEqualTo(2);
+    pool.limitGenerations(10);
+    assertThat(pool.activate(user(3)).generation()).isEqualTo(3);
+  }
 }

@@ -38,6 +38,11 @@ public final class Http {
       return headers.firstValue("content-type").orElse("");
     }
 
+    /** The first value of a header, or null. */
+    public String header(String name) {
+      return headers.firstValue(name).orElse(null);
+    }
+
     @Override
     public String toString() {
       return status + " " + raw;

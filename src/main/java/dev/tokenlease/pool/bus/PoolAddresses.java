@@ -29,10 +29,4 @@ public final class PoolAddresses {
 
   /** Every pool change is published here as JSON. */
   public static final String EVENTS = "tokens.events";
-
-  /** Write-behind persistence (local). */
-  public static final String PERSIST_WRITE = "tokens.persistence.write";
-  public static final String PERSIST_SNAPSHOT = "tokens.persistence.snapshot";
-  public static final String PERSIST_TOKEN_USAGES = "tokens.persistence.token-usages";
-  public static final String PERSIST_USER_USAGES = "tokens.persistence.user-usages";
 }

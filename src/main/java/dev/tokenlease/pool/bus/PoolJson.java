@@ -90,8 +90,11 @@ public final class PoolJson {
         .put("available", report.available())
         .put("last_generation", report.lastGeneration())
         .put("write_backlog", report.backlog())
+        .put("write_lag_ms", report.writeLagMillis())
+        .put("last_confirmed_write_ms", report.sinceConfirmedWriteMillis())
         .put("persistence_error", report.persistenceFailure())
-        .put("instance_lock", report.instanceLockHeld() ? "held" : "lost");
+        .put("instance_lock", report.instanceLockHeld() ? "held" : "lost")
+        .put("reason", report.degraded());
   }
 
   /** Committed changes as published on {@code tokens.events}: {@code {changes: [...]}} in commit order. */

@@ -1,10 +1,8 @@
 package dev.tokenlease.pool.bus;
 
 import dev.tokenlease.pool.EndReason;
-import dev.tokenlease.pool.PoolChange;
 import dev.tokenlease.pool.PoolError;
 import dev.tokenlease.pool.PoolException;
-import dev.tokenlease.pool.PoolSnapshot;
 import dev.tokenlease.pool.TokenState;
 import dev.tokenlease.pool.TokenView;
 import io.vertx.core.AsyncResult;
@@ -67,10 +65,16 @@ public final class PoolMessages {
   /** @param nextBeforeGeneration where the next page starts, or null on the last page */
   public record UserUsagePage(UUID userId, List<Usage> usages, Long nextBeforeGeneration) {}
 
-  public record StatusReport(int size, int active, int available, long lastGeneration, long backlog, String persistenceFailure,
-      boolean instanceLockHeld) {
+  /**
+   * @param writeLagMillis how long the oldest change not yet committed has waited (0 if none)
+   * @param sinceConfirmedWriteMillis how long ago the newest write the database confirmed was sent
+   * @param degraded why the pool cannot take changes now, or null when it can
+   */
+  public record StatusReport(int size, int active, int available, long lastGeneration, long backlog,
+      long writeLagMillis, long sinceConfirmedWriteMillis, String persistenceFailure, boolean instanceLockHeld,
+      String degraded) {
     public boolean healthy() {
-      return persistenceFailure == null && instanceLockHeld;
+      return degraded == null;
     }
   }
 
@@ -91,18 +95,13 @@ public final class PoolMessages {
     }
   }
 
-  /** A batch of changes for the write-behind queue; the reply comes once they are committed. */
-  public record WriteChanges(List<PoolChange> changes) {}
-
-  public record SnapshotRequest() {}
-
   /** Lets the local records travel by reference; call once per Vert.x instance, before deploying. */
   public static void registerCodecs(EventBus bus) {
     LocalRecordCodec.registerAll(bus,
         Activate.class, Release.class, Renew.class, GetToken.class, ListTokens.class, ClearActive.class,
         TokenUsages.class, UserUsages.class, PoolStatus.class, TokenView.class, TokenList.class,
         Cleared.class, TokenUsageList.class, UserUsagePage.class, StatusReport.class,
-        WriteChanges.class, SnapshotRequest.class, PoolSnapshot.class, LocalCall.class);
+        LocalCall.class);
     CommittedChanges.registerCodec(bus);
   }
 
