@@ -15,7 +15,36 @@ public final class Main {
 
   private Main() {}
 
+  private static final String USAGE = """
+      Usage: java -jar token-service.jar [--help]
+
+      Runs the token lease service. Every setting is an environment variable (or a Java system
+      property) named TOKENS_*; conf/config.json lists them all with their defaults, and the README
+      explains each. For example:
+
+        TOKENS_HTTP_PORT=4000                                  the HTTP port
+        TOKENS_PG_URL=postgresql://user:pass@host:5432/db      PostgreSQL (unset: an embedded one)
+        TOKENS_DATA_DIR=/var/lib/token-service                 the embedded PostgreSQL's data
+        TOKENS_POOL_SIZE=100  TOKENS_POOL_LEASE_TTL=PT2M        the pool
+        TOKENS_PERSISTENCE_ACK=durable|memory                  when a change is acknowledged
+
+      Exit codes: 0 after a clean stop (SIGTERM), 1 if start-up failed, 2 for a bad setting.
+      """;
+
   public static void main(String[] args) {
+    for (String arg : args) {
+      if (arg.equals("--help") || arg.equals("-h")) {
+        // Help is the program's output, not a log line.
+        System.out.print(USAGE);
+        System.exit(0);
+        return;
+      }
+      LOG.error("Unknown argument '{}'; the service takes its settings from TOKENS_* variables (see --help)", arg);
+      System.exit(2);
+      return;
+    }
+    AppConfig.unknownSettings(System.getenv()).forEach((name, meant) -> LOG.warn(
+        "{} is not a setting of this service and is ignored{}", name, meant == null ? "" : "; did you mean " + meant + "?"));
     AppConfig config;
     try {
       config = loadConfig();
@@ -32,7 +61,9 @@ public final class Main {
       System.exit(2);
       return;
     } catch (Exception e) {
-      LOG.error("Start-up failed: {}", e.getMessage(), e);
+      // One line for the operator; the stack trace only for whoever debugs.
+      LOG.error("Start-up failed: {}", e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
+      LOG.debug("Start-up failure", e);
       System.exit(1);
       return;
     }

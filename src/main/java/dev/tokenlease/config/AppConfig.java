@@ -135,7 +135,7 @@ public record AppConfig(
         instances == 0 ? Runtime.getRuntime().availableProcessors() : instances,
         url,
         intIn(json, PG_POOL_SIZE, 1, 100),
-        dir == null ? Path.of(System.getProperty("user.home"), ".local", "share", "token-service") : Path.of(dir),
+        dir == null ? defaultDataDir(System.getenv()) : Path.of(dir),
         intIn(json, POOL_SIZE, 1, MAX_POOL_SIZE),
         positiveDuration(json, LEASE_TTL),
         positiveDuration(json, SWEEP_INTERVAL),
@@ -151,6 +151,65 @@ public record AppConfig(
             positiveDuration(json, VAULT_ROTATION_WINDOW), intIn(json, VAULT_MAX_ATTEMPTS, 1, 100),
             positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)),
         auth(json));
+  }
+
+  /**
+   * Where the embedded PostgreSQL keeps its data when {@code TOKENS_DATA_DIR} is not set: the XDG
+   * data directory ({@code $XDG_DATA_HOME}, else {@code $HOME/.local/share}), as the user's shell
+   * sees it (Java's {@code user.home} ignores {@code HOME}).
+   */
+  public static Path defaultDataDir(java.util.Map<String, String> env) {
+    String xdg = env.get("XDG_DATA_HOME");
+    if (xdg != null && Path.of(xdg).isAbsolute()) {
+      return Path.of(xdg, "token-service");
+    }
+    String home = env.get("HOME");
+    if (home == null || home.isBlank()) {
+      home = System.getProperty("user.home");
+    }
+    return Path.of(home, ".local", "share", "token-service");
+  }
+
+  /**
+   * The {@code TOKENS_*} names in the environment that no setting reads, each with the setting it
+   * most likely meant (or null): a misspelled variable would otherwise be ignored in silence.
+   */
+  public static java.util.Map<String, String> unknownSettings(java.util.Map<String, String> env) {
+    java.util.Map<String, String> unknown = new java.util.TreeMap<>();
+    for (String name : env.keySet()) {
+      if (name.startsWith("TOKENS_") && !KEYS.contains(name) && !name.startsWith("TOKENS_TEST_")) {
+        String closest = null;
+        int best = 4;
+        for (String key : KEYS) {
+          int distance = editDistance(name, key);
+          if (distance < best) {
+            best = distance;
+            closest = key;
+          }
+        }
+        unknown.put(name, closest);
+      }
+    }
+    return unknown;
+  }
+
+  private static int editDistance(String a, String b) {
+    int[] previous = new int[b.length() + 1];
+    int[] current = new int[b.length() + 1];
+    for (int j = 0; j <= b.length(); j++) {
+      previous[j] = j;
+    }
+    for (int i = 1; i <= a.length(); i++) {
+      current[0] = i;
+      for (int j = 1; j <= b.length(); j++) {
+        int substitution = previous[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+        current[j] = Math.min(substitution, Math.min(previous[j], current[j - 1]) + 1);
+      }
+      int[] swap = previous;
+      previous = current;
+      current = swap;
+    }
+    return previous[b.length()];
   }
 
   private static AuthConfig auth(JsonObject json) {

@@ -1,5 +1,7 @@
 package dev.tokenlease.persistence;
 
+import dev.tokenlease.config.AppConfig;
+import dev.tokenlease.config.ConfigException;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -16,33 +18,36 @@ public final class EmbeddedDatabase implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(EmbeddedDatabase.class);
 
   private final EmbeddedPostgres postgres;
-  private final Path dataDir;
 
-  private EmbeddedDatabase(EmbeddedPostgres postgres, Path dataDir) {
+  private EmbeddedDatabase(EmbeddedPostgres postgres) {
     this.postgres = postgres;
-    this.dataDir = dataDir;
   }
 
   /** Starts (initializing on first use) a server whose data lives in {@code dataDir/postgres}. */
   public static EmbeddedDatabase start(Path dataDir) throws IOException {
     Path pgData = dataDir.resolve("postgres").toAbsolutePath();
     Files.createDirectories(pgData.getParent());
-    EmbeddedPostgres postgres = EmbeddedPostgres.builder()
-        .setDataDirectory(pgData)
-        .setCleanDataDirectory(false)
-        .setRegisterShutdownHook(false)
-        .start();
+    EmbeddedPostgres postgres;
+    try {
+      postgres = EmbeddedPostgres.builder()
+          .setDataDirectory(pgData)
+          .setCleanDataDirectory(false)
+          .setRegisterShutdownHook(false)
+          .start();
+    } catch (IllegalStateException | IOException e) {
+      if (String.valueOf(e.getMessage()).startsWith("could not lock")) {
+        throw new ConfigException(AppConfig.DATA_DIR + ": " + dataDir.toAbsolutePath()
+            + " is in use by another running token-service; stop it, or give this one its own TOKENS_DATA_DIR");
+      }
+      throw e;
+    }
     LOG.info("Embedded PostgreSQL listening on port {}, data in {}", postgres.getPort(), pgData);
-    return new EmbeddedDatabase(postgres, pgData);
+    return new EmbeddedDatabase(postgres);
   }
 
   /** A {@code postgresql://} URL for the service's database on this server. */
   public String url() {
     return "postgresql://postgres@localhost:" + postgres.getPort() + "/postgres";
-  }
-
-  public Path dataDir() {
-    return dataDir;
   }
 
   @Override

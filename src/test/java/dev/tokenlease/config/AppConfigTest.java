@@ -33,7 +33,29 @@ class AppConfigTest {
     assertThat(config.ackMode()).isEqualTo(AckMode.DURABLE);
     assertThat(config.ackTimeout()).isEqualTo(Duration.ofSeconds(5));
     assertThat(config.maxLag()).isEqualTo(Duration.ofSeconds(1));
-    assertThat(config.dataDir()).isEqualTo(Path.of(System.getProperty("user.home"), ".local", "share", "token-service"));
+    assertThat(config.dataDir()).isEqualTo(AppConfig.defaultDataDir(System.getenv()));
+  }
+
+  @Test
+  @DisplayName("the embedded database's data lives in the XDG data directory, from the environment, not Java's user.home")
+  void dataDirFollowsXdg() {
+    assertThat(AppConfig.defaultDataDir(java.util.Map.of("HOME", "/somewhere")))
+        .isEqualTo(Path.of("/somewhere/.local/share/token-service"));
+    assertThat(AppConfig.defaultDataDir(java.util.Map.of("HOME", "/somewhere", "XDG_DATA_HOME", "/data")))
+        .isEqualTo(Path.of("/data/token-service"));
+    // The XDG specification ignores a relative XDG_DATA_HOME.
+    assertThat(AppConfig.defaultDataDir(java.util.Map.of("HOME", "/somewhere", "XDG_DATA_HOME", "data")))
+        .isEqualTo(Path.of("/somewhere/.local/share/token-service"));
+  }
+
+  @Test
+  @DisplayName("a TOKENS_ variable that no setting reads is reported, with the setting it probably meant")
+  void unknownSettings() {
+    java.util.Map<String, String> unknown = AppConfig.unknownSettings(java.util.Map.of("TOKENS_POOL_SIZ", "5",
+        "TOKENS_POOL_SIZE", "5", "TOKENS_WHATEVER_ELSE", "x", "TOKENS_TEST_PG_URL", "y", "PATH", "/bin"));
+    assertThat(unknown).containsOnlyKeys("TOKENS_POOL_SIZ", "TOKENS_WHATEVER_ELSE");
+    assertThat(unknown.get("TOKENS_POOL_SIZ")).isEqualTo("TOKENS_POOL_SIZE");
+    assertThat(unknown.get("TOKENS_WHATEVER_ELSE")).isNull();
   }
 
   @Test
