@@ -55,20 +55,22 @@ class FaultCampaignIT {
         "TOKENS_PERSISTENCE_MAX_LAG", "PT" + MAX_LAG_MILLIS / 1000 + "S", "TOKENS_HTTP_INSTANCES", "2");
   }
 
-  /** A fault done to the database while the load runs, undone after {@code outage}. */
-  private interface Fault {
-    void inflict() throws Exception;
-
-    void heal() throws Exception;
+  /** Something done to the database. */
+  private interface Step {
+    void run() throws Exception;
   }
 
-  private static CampaignCheck.Findings underLoad(String mode, Fault fault, Duration outage) throws Exception {
+  /** A fault done to the database while the load runs, undone after the outage. */
+  private record Fault(Step inflict, Step heal) {}
+
+  private static CampaignCheck.Findings underLoad(String scenario, String mode, Fault fault, Duration outage)
+      throws Exception {
     String database = postgres.createDatabase();
     List<LeaseLoad.Outcome> outcomes;
     try (ServiceProcess service = ServiceProcess.launch(env(mode, database)).awaitReady(START)) {
       LeaseLoad load = LeaseLoad.start(service.http(), CLIENTS);
       Thread.sleep(1_000);
-      fault.inflict();
+      fault.inflict().run();
       Thread.sleep(1_500);
       // Health tells the truth within the lag bound: writes fail or stall.
       Http.Response health = service.http().get("/api/health");
@@ -76,24 +78,19 @@ class FaultCampaignIT {
       assertThat(health.json().getString("status")).isEqualTo("degraded");
       assertThat(health.json().getString("reason")).isNotBlank();
       Thread.sleep(outage.toMillis() - 1_500);
-      fault.heal();
+      fault.heal().run();
       awaitHealthy(service.http(), Duration.ofSeconds(30));
       Thread.sleep(1_000);
       outcomes = load.stop();
       assertThat(service.terminate(Duration.ofSeconds(30))).isZero();
     }
-    return judged(mode, database, outcomes, 0);
+    return judged(scenario, mode, database, outcomes, 0, TTL_MILLIS);
   }
 
-  private static CampaignCheck.Findings judged(String mode, String database, List<LeaseLoad.Outcome> outcomes,
-      long restartedAt) throws Exception {
-    return judged(mode, database, outcomes, restartedAt, TTL_MILLIS);
-  }
-
-  private static CampaignCheck.Findings judged(String mode, String database, List<LeaseLoad.Outcome> outcomes,
-      long restartedAt, long ttlMillis) throws Exception {
+  private static CampaignCheck.Findings judged(String scenario, String mode, String database,
+      List<LeaseLoad.Outcome> outcomes, long restartedAt, long ttlMillis) throws Exception {
     CampaignCheck.Findings findings = CampaignCheck.judge(database, outcomes, ttlMillis, restartedAt);
-    LOG.info("{}: {}", mode, findings);
+    LOG.info("campaign {} ({}): {}", scenario, mode, findings);
     assertThat(findings.acknowledged()).as("the load got answers").isGreaterThan(100);
     assertThat(findings.refusedButApplied()).as("refused but applied: %s", findings).isZero();
     assertThat(findings.twoHolders()).as("two holders: %s", findings).isZero();
@@ -127,51 +124,32 @@ class FaultCampaignIT {
   @ValueSource(strings = {"durable", "memory"})
   @DisplayName("PostgreSQL stopped for 3 s and started again")
   void databaseStopped(String mode) throws Exception {
-    underLoad(mode, new Fault() {
-      @Override
-      public void inflict() throws Exception {
-        postgres.stop();
-      }
-
-      @Override
-      public void heal() throws Exception {
-        postgres.restart();
-      }
-    }, Duration.ofSeconds(3));
+    underLoad("database stopped", mode, new Fault(() -> postgres.stop(), () -> postgres.restart()),
+        Duration.ofSeconds(3));
   }
 
   @ParameterizedTest(name = "{0} mode")
   @ValueSource(strings = {"durable", "memory"})
   @DisplayName("PostgreSQL killed with -9 (crash recovery) and started again")
   void databaseKilled(String mode) throws Exception {
-    underLoad(mode, new Fault() {
-      @Override
-      public void inflict() throws Exception {
-        postgres.kill();
-      }
+    underLoad("database killed", mode, new Fault(() -> postgres.kill(), () -> postgres.restart()),
+        Duration.ofSeconds(2));
+  }
 
-      @Override
-      public void heal() throws Exception {
-        postgres.restart();
-      }
-    }, Duration.ofSeconds(2));
+  @ParameterizedTest(name = "{0} mode")
+  @ValueSource(strings = {"durable", "memory"})
+  @DisplayName("PostgreSQL's postmaster alone killed with -9 (its backends die on their own) and started again")
+  void postmasterKilled(String mode) throws Exception {
+    underLoad("postmaster killed", mode, new Fault(() -> postgres.killPostmasterOnly(), () -> postgres.restart()),
+        Duration.ofSeconds(2));
   }
 
   @ParameterizedTest(name = "{0} mode")
   @ValueSource(strings = {"durable", "memory"})
   @DisplayName("PostgreSQL frozen (SIGSTOP) for 5 s, mid-commit, and resumed")
   void databaseFrozen(String mode) throws Exception {
-    CampaignCheck.Findings findings = underLoad(mode, new Fault() {
-      @Override
-      public void inflict() throws Exception {
-        postgres.freeze();
-      }
-
-      @Override
-      public void heal() throws Exception {
-        postgres.thaw();
-      }
-    }, Duration.ofSeconds(5));
+    CampaignCheck.Findings findings = underLoad("database frozen", mode,
+        new Fault(() -> postgres.freeze(), () -> postgres.thaw()), Duration.ofSeconds(5));
     assertThat(findings.refused()).as("a stall is refused, not absorbed").isPositive();
   }
 
@@ -203,7 +181,7 @@ class FaultCampaignIT {
       outcomes.addAll(load.stop());
       assertThat(service.terminate(Duration.ofSeconds(30))).isZero();
     }
-    judged(mode, database, outcomes, restartedAt, ttl);
+    judged("service killed during a stall", mode, database, outcomes, restartedAt, ttl);
   }
 
   @ParameterizedTest(name = "{0} mode")
@@ -223,6 +201,6 @@ class FaultCampaignIT {
       outcomes = load.stop();
       assertThat(service.terminate(Duration.ofSeconds(30))).isZero();
     }
-    judged(mode, database, outcomes, 0);
+    judged("service paused", mode, database, outcomes, 0, TTL_MILLIS);
   }
 }
