@@ -1,8 +1,8 @@
 package dev.tokenlease;
 
-import dev.tokenlease.config.AppConfig;
-import dev.tokenlease.config.ConfigException;
-import dev.tokenlease.config.ConfigLoader;
+import dev.tokenlease.platform.config.AppConfig;
+import dev.tokenlease.platform.config.ConfigException;
+import dev.tokenlease.platform.config.ConfigLoader;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.util.concurrent.ExecutionException;

@@ -1,14 +1,23 @@
 package dev.tokenlease;
 
-import dev.tokenlease.auth.Auth;
-import dev.tokenlease.auth.AuthVerticle;
-import dev.tokenlease.config.AppConfig;
-import dev.tokenlease.credentials.CredentialsVerticle;
-import dev.tokenlease.http.HttpApiVerticle;
-import dev.tokenlease.persistence.EmbeddedDatabase;
-import dev.tokenlease.persistence.Migrations;
-import dev.tokenlease.pool.bus.PoolMessages;
-import dev.tokenlease.pool.bus.PoolVerticle;
+import dev.tokenlease.lease.bus.PoolClient;
+import dev.tokenlease.lease.bus.PoolMessages;
+import dev.tokenlease.lease.bus.PoolVerticle;
+import dev.tokenlease.lease.routes.TokenRoutes;
+import dev.tokenlease.m2m.Auth;
+import dev.tokenlease.m2m.AuthVerticle;
+import dev.tokenlease.m2m.Guard;
+import dev.tokenlease.m2m.M2mRoutes;
+import dev.tokenlease.m2m.OAuthRoutes;
+import dev.tokenlease.platform.ClusterSupport;
+import dev.tokenlease.platform.config.AppConfig;
+import dev.tokenlease.platform.config.ConfigException;
+import dev.tokenlease.platform.db.EmbeddedDatabase;
+import dev.tokenlease.platform.db.Migrations;
+import dev.tokenlease.platform.http.HttpApiVerticle;
+import dev.tokenlease.vault.CredentialRoutes;
+import dev.tokenlease.vault.CredentialsVerticle;
+import dev.tokenlease.vault.VaultCipher;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -44,6 +53,7 @@ public final class TokenService implements AutoCloseable {
 
   /** Starts everything and returns once the HTTP port accepts requests. Blocks the caller. */
   public static TokenService start(AppConfig config) throws Exception {
+    checkVaultKeyset(config.vault());
     EmbeddedDatabase embedded = config.pgUrl() == null ? EmbeddedDatabase.start(config.dataDir()) : null;
     Vertx vertx = null;
     List<String> deployments = new ArrayList<>();
@@ -58,7 +68,12 @@ public final class TokenService implements AutoCloseable {
       deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));
       List<HttpApiVerticle> http = new ArrayList<>();
       deployments.add(await(vertx.deployVerticle(() -> {
-        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), auth);
+        Guard guard = new Guard(auth);
+        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), List.of(
+            (vx, router, declared) -> new TokenRoutes(new PoolClient(vx), declared, guard).mount(router),
+            (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),
+            (vx, router, declared) -> new OAuthRoutes(auth, declared).mount(router),
+            (vx, router, declared) -> new M2mRoutes(auth, declared, guard).mount(router)));
         synchronized (http) {
           http.add(verticle);
         }
@@ -70,6 +85,18 @@ public final class TokenService implements AutoCloseable {
     } catch (Exception | Error e) {
       new TokenService(vertx, embedded, deployments, -1).close();
       throw e;
+    }
+  }
+
+  /** A keyset that Tink cannot read stops start-up like any bad setting, without echoing it. */
+  private static void checkVaultKeyset(AppConfig.VaultConfig vault) {
+    if (vault.keysetJson() == null) {
+      return;
+    }
+    try {
+      VaultCipher.fromKeysetJson(vault.keysetJson());
+    } catch (java.security.GeneralSecurityException | RuntimeException e) {
+      throw new ConfigException(AppConfig.VAULT_KEYSET + " / " + AppConfig.VAULT_KEYSET_FILE + ": " + AppConfig.NOT_A_KEYSET);
     }
   }
 

@@ -2,8 +2,9 @@ package dev.tokenlease;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.tokenlease.config.AppConfig;
-import dev.tokenlease.pool.bus.PoolAddresses;
+import dev.tokenlease.lease.bus.PoolAddresses;
+import dev.tokenlease.platform.ClusterSupport;
+import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
 import io.vertx.core.Vertx;

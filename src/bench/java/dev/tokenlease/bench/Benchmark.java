@@ -1,8 +1,8 @@
 package dev.tokenlease.bench;
 
-import dev.tokenlease.pool.PoolChange;
-import dev.tokenlease.pool.PoolSnapshot;
-import dev.tokenlease.pool.TokenPool;
+import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolSnapshot;
+import dev.tokenlease.lease.core.TokenPool;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.ServiceProcess;
@@ -147,7 +147,7 @@ public final class Benchmark {
     env.put("TOKENS_AUTH_REQUIRED", "true");
     env.put("TOKENS_ADMIN_CLIENT_ID", "bench-admin");
     env.put("TOKENS_ADMIN_CLIENT_SECRET", secret);
-    bearerChecksPerSecond = dev.tokenlease.auth.BearerCheckRate.measure(1000);
+    bearerChecksPerSecond = dev.tokenlease.m2m.BearerCheckRate.measure(1000);
     log(String.format(Locale.ROOT, "  bearer check alone (hash + lookup, 1000 live tokens): %.0f checks/s on one thread",
         bearerChecksPerSecond));
     settle();

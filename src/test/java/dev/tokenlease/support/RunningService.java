@@ -1,7 +1,7 @@
 package dev.tokenlease.support;
 
 import dev.tokenlease.TokenService;
-import dev.tokenlease.config.AppConfig;
+import dev.tokenlease.platform.config.AppConfig;
 import io.vertx.core.json.JsonObject;
 import java.io.IOException;
 import java.net.ServerSocket;

@@ -1,8 +1,0 @@
-package dev.tokenlease.config;
-
-/** A configuration value that cannot be used; the message names the variable. */
-public final class ConfigException extends RuntimeException {
-  public ConfigException(String message) {
-    super(message, null, false, false);
-  }
-}

@@ -1,0 +1,32 @@
+package dev.tokenlease.lease.bus;
+
+/**
+ * Every event-bus address of the service. {@code tokens.pool.*} are local and carry the records of
+ * {@link PoolMessages}; {@code tokens.api.*} take and give JSON (the HTTP bodies) and are registered
+ * cluster-wide, so other verticles can lease tokens without HTTP.
+ */
+public final class PoolAddresses {
+  private PoolAddresses() {}
+
+  public static final String ACTIVATE = "tokens.pool.activate";
+  public static final String RELEASE = "tokens.pool.release";
+  public static final String RENEW = "tokens.pool.renew";
+  public static final String GET = "tokens.pool.get";
+  public static final String LIST = "tokens.pool.list";
+  public static final String CLEAR = "tokens.pool.clear";
+  public static final String TOKEN_USAGES = "tokens.pool.token-usages";
+  public static final String USER_USAGES = "tokens.pool.user-usages";
+  public static final String STATUS = "tokens.pool.status";
+
+  public static final String JSON_ACTIVATE = "tokens.api.activate";
+  public static final String JSON_RELEASE = "tokens.api.release";
+  public static final String JSON_RENEW = "tokens.api.renew";
+  public static final String JSON_GET = "tokens.api.get";
+  public static final String JSON_LIST = "tokens.api.list";
+  public static final String JSON_CLEAR = "tokens.api.clear";
+  public static final String JSON_TOKEN_USAGES = "tokens.api.token-usages";
+  public static final String JSON_USER_USAGES = "tokens.api.user-usages";
+
+  /** Every pool change is published here as JSON. */
+  public static final String EVENTS = "tokens.events";
+}

@@ -1,0 +1,66 @@
+package dev.tokenlease.lease.bus;
+
+import dev.tokenlease.lease.core.TokenView;
+import dev.tokenlease.lease.persistence.History;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.core.eventbus.EventBus;
+
+/**
+ * Typed access to the pool over the local event bus, for verticles in the same process. Answers
+ * come back on the calling verticle's context. There is no timeout: the pool answers every call it
+ * receives, and it is stopped only after the HTTP verticles.
+ */
+public final class PoolClient {
+  private final Vertx vertx;
+  private final EventBus bus;
+
+  public PoolClient(Vertx vertx) {
+    this.vertx = vertx;
+    this.bus = vertx.eventBus();
+  }
+
+  public Future<TokenView> activate(PoolMessages.Activate request) {
+    return call(PoolAddresses.ACTIVATE, request);
+  }
+
+  public Future<TokenView> release(PoolMessages.Release request) {
+    return call(PoolAddresses.RELEASE, request);
+  }
+
+  public Future<TokenView> renew(PoolMessages.Renew request) {
+    return call(PoolAddresses.RENEW, request);
+  }
+
+  public Future<TokenView> get(PoolMessages.GetToken request) {
+    return call(PoolAddresses.GET, request);
+  }
+
+  public Future<PoolMessages.TokenList> list(PoolMessages.ListTokens request) {
+    return call(PoolAddresses.LIST, request);
+  }
+
+  public Future<PoolMessages.Cleared> clear(PoolMessages.ClearActive request) {
+    return call(PoolAddresses.CLEAR, request);
+  }
+
+  public Future<History.TokenUsageList> tokenUsages(PoolMessages.TokenUsages request) {
+    return call(PoolAddresses.TOKEN_USAGES, request);
+  }
+
+  public Future<History.UserUsagePage> userUsages(History.UserUsages request) {
+    return call(PoolAddresses.USER_USAGES, request);
+  }
+
+  public Future<PoolMessages.StatusReport> status() {
+    return call(PoolAddresses.STATUS, new PoolMessages.PoolStatus());
+  }
+
+  @SuppressWarnings("unchecked")
+  private <R> Future<R> call(String address, Object request) {
+    Promise<Object> result = Promise.promise();
+    bus.send(address, new PoolMessages.LocalCall(request, result, vertx.getOrCreateContext()));
+    return (Future<R>) result.future();
+  }
+}

@@ -1,0 +1,133 @@
+package dev.tokenlease.lease.bus;
+
+import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.TokenView;
+import dev.tokenlease.lease.persistence.History;
+import dev.tokenlease.platform.ErrorCode;
+import dev.tokenlease.platform.Timestamps;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.time.Instant;
+
+/**
+ * The JSON bodies of the API, shared by HTTP and the {@code tokens.api.*} addresses. Field names and
+ * the timestamp format ({@code 2025-12-19T15:12:02Z}, UTC, whole seconds) follow the contract.
+ */
+public final class PoolJson {
+  private PoolJson() {}
+
+  /** The token object of {@code GET /api/tokens/:id}. */
+  public static JsonObject token(TokenView view) {
+    return listItem(view).put("usage_count", view.usageCount());
+  }
+
+  /** One entry of {@code GET /api/tokens}: the token object without its usage count. */
+  public static JsonObject listItem(TokenView view) {
+    return new JsonObject()
+        .put("token_id", view.tokenId().toString())
+        .put("state", view.state().wireName())
+        .put("current_user_id", view.currentUserId() == null ? null : view.currentUserId().toString())
+        .put("activated_at", timestamp(view.activatedAt()))
+        .put("released_at", timestamp(view.releasedAt()));
+  }
+
+  /** The reply to an activation: the contract's two fields plus the lease's fencing number and end. */
+  public static JsonObject grant(TokenView view) {
+    return new JsonObject()
+        .put("token_id", view.tokenId().toString())
+        .put("user_id", view.currentUserId().toString())
+        .put("generation", view.generation())
+        .put("expires_at", timestamp(view.expiresAt()));
+  }
+
+  /** The reply to release and renew: the token object, the lease's generation and (if open) its end. */
+  public static JsonObject lease(TokenView view) {
+    return token(view).put("generation", view.generation()).put("expires_at", timestamp(view.expiresAt()));
+  }
+
+  public static JsonObject tokenList(PoolMessages.TokenList list) {
+    JsonArray tokens = new JsonArray();
+    for (TokenView view : list.tokens()) {
+      tokens.add(listItem(view));
+    }
+    return new JsonObject().put("tokens", tokens);
+  }
+
+  public static JsonObject cleared(PoolMessages.Cleared cleared) {
+    return new JsonObject().put("cleared_count", cleared.count()).put("status", "ok");
+  }
+
+  public static JsonObject tokenUsages(History.TokenUsageList list) {
+    JsonArray usages = new JsonArray();
+    for (History.Usage usage : list.usages()) {
+      usages.add(new JsonObject()
+          .put("user_id", usage.userId().toString())
+          .put("started_at", timestamp(usage.startedAt()))
+          .put("ended_at", timestamp(usage.endedAt())));
+    }
+    return new JsonObject().put("token_id", list.tokenId().toString()).put("usages", usages);
+  }
+
+  public static JsonObject userUsages(History.UserUsagePage page) {
+    JsonArray usages = new JsonArray();
+    for (History.Usage usage : page.usages()) {
+      usages.add(new JsonObject()
+          .put("token_id", usage.tokenId().toString())
+          .put("started_at", timestamp(usage.startedAt()))
+          .put("ended_at", timestamp(usage.endedAt()))
+          .put("end_reason", usage.endReason() == null ? null : usage.endReason().wireName()));
+    }
+    Long next = page.nextBeforeGeneration();
+    return new JsonObject()
+        .put("user_id", page.userId().toString())
+        .put("usages", usages)
+        .put("next_cursor", next == null ? null : PoolMessages.encodeCursor(next));
+  }
+
+  public static JsonObject status(PoolMessages.StatusReport report) {
+    return new JsonObject()
+        .put("status", report.healthy() ? "ok" : "degraded")
+        .put("pool_size", report.size())
+        .put("active", report.active())
+        .put("available", report.available())
+        .put("last_generation", report.lastGeneration())
+        .put("write_backlog", report.backlog())
+        .put("write_lag_ms", report.writeLagMillis())
+        .put("last_confirmed_write_ms", report.sinceConfirmedWriteMillis())
+        .put("persistence_error", report.persistenceFailure())
+        .put("instance_lock", report.instanceLockHeld() ? "held" : "lost")
+        .put("reason", report.degraded());
+  }
+
+  /** Committed changes as published on {@code tokens.events}: {@code {changes: [...]}} in commit order. */
+  public static JsonObject events(java.util.List<PoolChange> changes) {
+    JsonArray array = new JsonArray(new java.util.ArrayList<>(changes.size()));
+    for (PoolChange change : changes) {
+      array.add(event(change));
+    }
+    return new JsonObject().put("changes", array);
+  }
+
+  private static JsonObject event(PoolChange change) {
+    return new JsonObject()
+        .put("type", change.eventType())
+        .put("token_id", change.tokenId().toString())
+        .put("user_id", change.userId().toString())
+        .put("generation", change.generation())
+        .put("started_at", timestamp(change.startedAtMillis()))
+        .put("expires_at", timestamp(change.expiresAtMillis()))
+        .put("ended_at", timestamp(change.endedAtMillis()));
+  }
+
+  public static JsonObject error(ErrorCode error, String message) {
+    return new JsonObject().put("status", error.status()).put("message", message);
+  }
+
+  public static String timestamp(Instant instant) {
+    return instant == null ? null : Timestamps.format(instant.toEpochMilli());
+  }
+
+  private static String timestamp(long millis) {
+    return millis == PoolChange.NO_TIME ? null : Timestamps.format(millis);
+  }
+}

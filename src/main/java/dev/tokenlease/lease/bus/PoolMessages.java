@@ -1,0 +1,238 @@
+package dev.tokenlease.lease.bus;
+
+import dev.tokenlease.lease.core.TokenState;
+import dev.tokenlease.lease.core.TokenView;
+import dev.tokenlease.lease.persistence.History;
+import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
+import dev.tokenlease.platform.JsonInput;
+import dev.tokenlease.platform.LocalRecordCodec;
+import io.vertx.core.AsyncResult;
+import io.vertx.core.Context;
+import io.vertx.core.Promise;
+import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.json.JsonObject;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.Base64;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * The requests and replies that travel on the local addresses, and their parsing from the JSON
+ * input shape that HTTP and the {@code tokens.api.*} addresses share (so both validate alike and
+ * give the same messages).
+ */
+public final class PoolMessages {
+  private PoolMessages() {}
+
+  public static final int DEFAULT_HISTORY_LIMIT = 50;
+  public static final int MAX_HISTORY_LIMIT = 500;
+
+  public record Activate(UUID userId) {}
+
+  public record Release(UUID tokenId, UUID userId, Long generation) {}
+
+  public record Renew(UUID tokenId, UUID userId, Long generation) {}
+
+  public record GetToken(UUID tokenId) {}
+
+  /** @param state the state to keep, or null for all */
+  public record ListTokens(TokenState state) {}
+
+  public record ClearActive() {}
+
+  public record TokenUsages(UUID tokenId) {}
+
+  public record PoolStatus() {}
+
+  public record TokenList(List<TokenView> tokens) {}
+
+  public record Cleared(int count) {}
+
+  /**
+   * @param writeLagMillis how long the oldest change not yet committed has waited (0 if none)
+   * @param sinceConfirmedWriteMillis how long ago the newest write the database confirmed was sent
+   * @param degraded why the pool cannot take changes now, or null when it can
+   */
+  public record StatusReport(int size, int active, int available, long lastGeneration, long backlog,
+      long writeLagMillis, long sinceConfirmedWriteMillis, String persistenceFailure, boolean instanceLockHeld,
+      String degraded) {
+    public boolean healthy() {
+      return degraded == null;
+    }
+  }
+
+  /**
+   * A local request whose answer goes straight back to the caller's context instead of through a
+   * reply message: no reply address to register and no timeout timer per call, which is a large
+   * part of a request/reply's cost. The request itself still travels over the event bus to the pool.
+   */
+  public record LocalCall(Object request, Promise<Object> result, Context caller) {
+    void complete(AsyncResult<?> outcome) {
+      caller.runOnContext(v -> {
+        if (outcome.succeeded()) {
+          result.complete(outcome.result());
+        } else {
+          result.fail(outcome.cause());
+        }
+      });
+    }
+  }
+
+  /** Lets the local records travel by reference; call once per Vert.x instance, before deploying. */
+  public static void registerCodecs(EventBus bus) {
+    LocalRecordCodec.registerAll(bus,
+        Activate.class, Release.class, Renew.class, GetToken.class, ListTokens.class, ClearActive.class,
+        TokenUsages.class, History.UserUsages.class, PoolStatus.class, TokenView.class, TokenList.class,
+        Cleared.class, History.TokenUsageList.class, History.UserUsagePage.class, StatusReport.class,
+        LocalCall.class);
+    CommittedChanges.registerCodec(bus);
+  }
+
+  // ---- parsing of the JSON input shape ----
+
+  public static Activate activate(JsonObject in) {
+    return new Activate(requiredUuid(in, "user_id"));
+  }
+
+  public static Release release(JsonObject in) {
+    return new Release(requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
+  }
+
+  public static Renew renew(JsonObject in) {
+    return new Renew(requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
+  }
+
+  public static GetToken getToken(JsonObject in) {
+    return new GetToken(requiredUuid(in, "token_id"));
+  }
+
+  public static ListTokens listTokens(JsonObject in) {
+    Object state = in.getValue("state");
+    if (state == null || "".equals(state) || "all".equals(state)) {
+      return new ListTokens(null);
+    }
+    if ("available".equals(state)) {
+      return new ListTokens(TokenState.AVAILABLE);
+    }
+    if ("active".equals(state)) {
+      return new ListTokens(TokenState.ACTIVE);
+    }
+    throw badRequest("Invalid state filter. Must be 'available', 'active', or 'all'.");
+  }
+
+  public static ClearActive clearActive(JsonObject in) {
+    return new ClearActive();
+  }
+
+  public static TokenUsages tokenUsages(JsonObject in) {
+    return new TokenUsages(requiredUuid(in, "token_id"));
+  }
+
+  public static History.UserUsages userUsages(JsonObject in) {
+    UUID user = requiredUuid(in, "user_id");
+    Instant from = JsonInput.optionalInstant(in, "from");
+    Instant to = JsonInput.optionalInstant(in, "to");
+    if (from != null && to != null && !from.isBefore(to)) {
+      throw badRequest("Invalid range: 'from' must be before 'to'.");
+    }
+    int limit = DEFAULT_HISTORY_LIMIT;
+    Object rawLimit = in.getValue("limit");
+    if (rawLimit != null && !"".equals(rawLimit)) {
+      limit = parseLimit(rawLimit);
+    }
+    return new History.UserUsages(user, from, to, limit, cursor(in.getValue("cursor")));
+  }
+
+  public static PoolStatus poolStatus(JsonObject in) {
+    return new PoolStatus();
+  }
+
+  /** The opaque {@code next_cursor} for a page that ends just after {@code generation}. */
+  public static String encodeCursor(long generation) {
+    return Base64.getUrlEncoder().withoutPadding()
+        .encodeToString(("g" + generation).getBytes(StandardCharsets.US_ASCII));
+  }
+
+  private static Long cursor(Object raw) {
+    if (raw == null || "".equals(raw)) {
+      return null;
+    }
+    if (raw instanceof String text && text.length() <= 40) {
+      try {
+        String decoded = new String(Base64.getUrlDecoder().decode(text), StandardCharsets.US_ASCII);
+        if (decoded.startsWith("g")) {
+          long generation = Long.parseLong(decoded.substring(1));
+          if (generation > 0) {
+            return generation;
+          }
+        }
+      } catch (IllegalArgumentException e) {
+        // reported below (NumberFormatException is an IllegalArgumentException)
+      }
+    }
+    throw badRequest("Invalid cursor. Pass the next_cursor of a previous page unchanged.");
+  }
+
+  private static int parseLimit(Object raw) {
+    long value;
+    try {
+      value = raw instanceof Number n && n.doubleValue() == n.longValue() ? n.longValue()
+          : raw instanceof String s ? Long.parseLong(s) : -1;
+    } catch (NumberFormatException e) {
+      value = -1;
+    }
+    if (value < 1 || value > MAX_HISTORY_LIMIT) {
+      throw badRequest("Invalid limit. Must be an integer from 1 to " + MAX_HISTORY_LIMIT + ".");
+    }
+    return (int) value;
+  }
+
+  private static Long generation(JsonObject in) {
+    Object raw = in.getValue("generation");
+    if (raw == null) {
+      return null;
+    }
+    if ((raw instanceof Integer || raw instanceof Long) && ((Number) raw).longValue() > 0) {
+      return ((Number) raw).longValue();
+    }
+    throw badRequest("Invalid generation. Must be a positive integer.");
+  }
+
+  /**
+   * A required UUID field. Absent, null or empty is "missing"; anything that is not a UUID string
+   * in the 8-4-4-4-12 hex form (any letter case) is "invalid format".
+   */
+  static UUID requiredUuid(JsonObject in, String field) {
+    Object raw = in.getValue(field);
+    if (raw == null || "".equals(raw)) {
+      throw badRequest("Missing required parameter: " + field);
+    }
+    if (raw instanceof String text && isUuid(text)) {
+      return UUID.fromString(text);
+    }
+    throw badRequest("Invalid " + field + " format. Must be a valid UUID.");
+  }
+
+  static boolean isUuid(String text) {
+    if (text.length() != 36) {
+      return false;
+    }
+    for (int i = 0; i < 36; i++) {
+      char c = text.charAt(i);
+      if (i == 8 || i == 13 || i == 18 || i == 23) {
+        if (c != '-') {
+          return false;
+        }
+      } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static ApiException badRequest(String message) {
+    return new ApiException(ErrorCode.BAD_REQUEST, message);
+  }
+}

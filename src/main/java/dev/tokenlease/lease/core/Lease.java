@@ -1,0 +1,23 @@
+package dev.tokenlease.lease.core;
+
+import java.util.UUID;
+
+/**
+ * The open lease on a token. Wall-clock fields are what is reported and stored; the deadline is
+ * on the monotonic clock so that a wall-clock step neither ends a lease early nor keeps it late.
+ */
+final class Lease {
+  final UUID userId;
+  final long generation;
+  final long startedAtMillis;
+  long expiresAtMillis;
+  long deadlineNanos;
+
+  Lease(UUID userId, long generation, long startedAtMillis, long expiresAtMillis, long deadlineNanos) {
+    this.userId = userId;
+    this.generation = generation;
+    this.startedAtMillis = startedAtMillis;
+    this.expiresAtMillis = expiresAtMillis;
+    this.deadlineNanos = deadlineNanos;
+  }
+}

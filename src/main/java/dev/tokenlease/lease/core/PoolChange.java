@@ -1,0 +1,50 @@
+package dev.tokenlease.lease.core;
+
+import java.util.UUID;
+
+/**
+ * The state of one usage, and of its token, right after a pool mutation. Changes carry absolute
+ * values rather than deltas, so writing them twice (a retried batch) is harmless and only the last
+ * change per usage and per token in a batch needs writing.
+ *
+ * <p>Times are epoch milliseconds; {@link #NO_TIME} stands for "not set".
+ */
+public record PoolChange(
+    Kind kind,
+    long generation,
+    UUID tokenId,
+    UUID userId,
+    long startedAtMillis,
+    long expiresAtMillis,
+    long endedAtMillis,
+    EndReason endReason,
+    long tokenActivatedAtMillis,
+    long tokenReleasedAtMillis,
+    long tokenUsageCount) {
+
+  public static final long NO_TIME = Token.NO_TIME;
+
+  public enum Kind {
+    GRANTED, RENEWED, ENDED
+  }
+
+  static PoolChange of(Kind kind, Token token, Lease lease, long endedAtMillis, EndReason reason) {
+    return new PoolChange(
+        kind,
+        lease.generation,
+        token.id,
+        lease.userId,
+        lease.startedAtMillis,
+        lease.expiresAtMillis,
+        endedAtMillis,
+        reason,
+        token.activatedAtMillis,
+        token.releasedAtMillis,
+        token.usageCount);
+  }
+
+  /** The name used on the {@code tokens.events} address. */
+  public String eventType() {
+    return kind == Kind.ENDED ? endReason.wireName() : kind.name().toLowerCase(java.util.Locale.ROOT);
+  }
+}

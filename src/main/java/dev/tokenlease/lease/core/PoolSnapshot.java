@@ -1,0 +1,26 @@
+package dev.tokenlease.lease.core;
+
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * What the pool is rebuilt from at start-up: every token in creation order, the leases that were
+ * open when the service last stopped, and the last generation number handed out.
+ *
+ * @param activationsBlockedUntilMillis epoch millis before which no token may be granted (after an
+ *     unclean stop in memory-ack mode), or {@link PoolChange#NO_TIME}
+ */
+public record PoolSnapshot(
+    List<StoredToken> tokens,
+    List<StoredLease> openLeases,
+    long lastGeneration,
+    long activationsBlockedUntilMillis) {
+
+  /** A token row; times are epoch millis or {@link PoolChange#NO_TIME}. */
+  public record StoredToken(
+      UUID id, int seq, long activatedAtMillis, long releasedAtMillis, long usageCount) {}
+
+  /** A usage row whose {@code ended_at} is still null. */
+  public record StoredLease(
+      long generation, UUID tokenId, UUID userId, long startedAtMillis, long expiresAtMillis) {}
+}

@@ -1,0 +1,27 @@
+package dev.tokenlease.lease.core;
+
+import java.util.UUID;
+
+/**
+ * One pooled token. A token is always in exactly one of the pool's two queues (available or
+ * active), linked intrusively so that moving it costs O(1) and no extra node objects.
+ */
+final class Token {
+  static final long NO_TIME = Long.MIN_VALUE;
+
+  final UUID id;
+  final int seq;
+  long activatedAtMillis = NO_TIME;
+  long releasedAtMillis = NO_TIME;
+  long usageCount;
+  Lease lease;
+
+  Token prev;
+  Token next;
+  TokenQueue queue;
+
+  Token(UUID id, int seq) {
+    this.id = id;
+    this.seq = seq;
+  }
+}

@@ -1,0 +1,118 @@
+package dev.tokenlease.lease.persistence;
+
+/** Every SQL statement the service runs at run time. Bulk writes pass arrays through unnest. */
+final class Sql {
+  private Sql() {}
+
+  /** Held on a dedicated connection for the service's lifetime: one instance per database. */
+  static final long INSTANCE_LOCK_KEY = 0x746f6b656e73L;
+
+  static final String TRY_INSTANCE_LOCK = "SELECT pg_try_advisory_lock($1) AS locked";
+
+  static final String COUNT_TOKENS = "SELECT count(*) AS n, coalesce(max(seq), 0) AS max_seq FROM tokens";
+
+  static final String CREATE_TOKENS = """
+      INSERT INTO tokens (id, seq)
+      SELECT gen_random_uuid(), s FROM generate_series($1::int, $2::int) AS s
+      """;
+
+  /** What the previous run left: whether it stopped cleanly, and what its writes prove. */
+  static final String READ_WRITER = """
+      SELECT running, ack_mode, generation_reserved, blocked_until, clock_timestamp() AS now,
+             marked_at + (max_lag_ms + lease_ttl_ms) * interval '1 millisecond' AS lost_grants_end
+        FROM service_state WHERE id = 1
+         FOR UPDATE
+      """;
+
+  static final String MAX_GENERATION = "SELECT coalesce(max(generation), 0) AS g FROM usages";
+
+  /**
+   * Takes over as the writer: a new epoch fences out every batch of an earlier process that a
+   * stalled server might still run.
+   */
+  static final String CLAIM_WRITER = """
+      INSERT INTO service_state (id, running, ack_mode, lease_ttl_ms, max_lag_ms, epoch, last_batch, marked_at,
+                                 generation_reserved, blocked_until)
+      VALUES (1, true, $1, $2, $3, 1, 0, clock_timestamp(), $4, $5)
+      ON CONFLICT (id) DO UPDATE
+         SET running = true, ack_mode = EXCLUDED.ack_mode, lease_ttl_ms = EXCLUDED.lease_ttl_ms,
+             max_lag_ms = EXCLUDED.max_lag_ms, epoch = service_state.epoch + 1, marked_at = clock_timestamp(),
+             generation_reserved = greatest(service_state.generation_reserved, EXCLUDED.generation_reserved),
+             blocked_until = EXCLUDED.blocked_until
+      RETURNING epoch, last_batch, generation_reserved
+      """;
+
+  static final String WRITER_STATE = "SELECT epoch, last_batch FROM service_state WHERE id = 1";
+
+  /** A clean stop: everything is written, so no generation above the last one handed out is in use. */
+  static final String STOP_RUN = """
+      UPDATE service_state SET running = false, generation_reserved = $2, marked_at = clock_timestamp()
+       WHERE id = 1 AND epoch = $1
+      """;
+
+  static final String LOAD_TOKENS = """
+      SELECT id, seq, activated_at, released_at, usage_count FROM tokens ORDER BY seq
+      """;
+
+  static final String LOAD_OPEN_LEASES = """
+      SELECT generation, token_id, user_id, started_at, expires_at FROM usages WHERE ended_at IS NULL
+      """;
+
+  /**
+   * One batch in one statement (one round trip, one commit). The fence applies it only on top of
+   * its predecessor ($16 - 1) and only for the current writer's epoch ($18); otherwise every part
+   * joins an empty fence and nothing is written. It also stamps the server's clock as proof of
+   * life and raises the generation reservation ($17). Usages from earlier batches are closed or
+   * re-timed, usages granted in this batch are inserted in their final state, and the tokens'
+   * counters are set. The one-open-usage-per-token guard is checked at commit, so the order in
+   * which the parts run does not matter. Times travel as epoch milliseconds (null for "not set"),
+   * which encode far cheaper than timestamp arrays.
+   */
+  static final String WRITE_BATCH = """
+      WITH fence AS (
+        UPDATE service_state
+           SET last_batch = $16, marked_at = greatest(marked_at, clock_timestamp()),
+               generation_reserved = greatest(generation_reserved, $17)
+         WHERE id = 1 AND epoch = $18 AND last_batch = $16 - 1
+        RETURNING 1 AS ok
+      ), updated AS (
+        UPDATE usages AS u
+           SET expires_at = tokens_ms_to_time(c.expires_ms), ended_at = tokens_ms_to_time(c.ended_ms), end_reason = c.end_reason
+          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[])
+               AS c (generation, expires_ms, ended_ms, end_reason), fence
+         WHERE u.generation = c.generation
+      ), inserted AS (
+        INSERT INTO usages (generation, token_id, user_id, started_at, expires_at, ended_at, end_reason)
+        SELECT c.generation, c.token_id, c.user_id, tokens_ms_to_time(c.started_ms), tokens_ms_to_time(c.expires_ms), tokens_ms_to_time(c.ended_ms),
+               c.end_reason
+          FROM unnest($5::bigint[], $6::uuid[], $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])
+               AS c (generation, token_id, user_id, started_ms, expires_ms, ended_ms, end_reason), fence
+        ON CONFLICT (generation) DO UPDATE
+           SET expires_at = EXCLUDED.expires_at, ended_at = EXCLUDED.ended_at, end_reason = EXCLUDED.end_reason
+      ), counted AS (
+        UPDATE tokens AS t
+           SET activated_at = tokens_ms_to_time(c.activated_ms), released_at = tokens_ms_to_time(c.released_ms), usage_count = c.usage_count
+          FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[])
+               AS c (id, activated_ms, released_ms, usage_count), fence
+         WHERE t.id = c.id
+      )
+      SELECT count(*) AS applied FROM fence
+      """;
+
+  static final String TOKEN_USAGES = """
+      SELECT generation, user_id, started_at, ended_at, end_reason
+        FROM usages WHERE token_id = $1
+       ORDER BY started_at DESC, generation DESC
+      """;
+
+  static final String USER_USAGES = """
+      SELECT generation, token_id, started_at, ended_at, end_reason
+        FROM usages
+       WHERE user_id = $1
+         AND ($2::timestamptz IS NULL OR started_at >= $2)
+         AND ($3::timestamptz IS NULL OR started_at < $3)
+         AND ($4::bigint IS NULL OR generation < $4)
+       ORDER BY generation DESC
+       LIMIT $5
+      """;
+}

@@ -1,0 +1,320 @@
+package dev.tokenlease.lease.persistence;
+
+import dev.tokenlease.lease.core.EndReason;
+import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolSnapshot;
+import dev.tokenlease.platform.config.AckMode;
+import dev.tokenlease.platform.config.AppConfig;
+import dev.tokenlease.platform.config.ConfigException;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
+import io.vertx.pgclient.PgException;
+import io.vertx.sqlclient.Cursor;
+import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.RowSet;
+import io.vertx.sqlclient.SqlConnection;
+import io.vertx.sqlclient.Tuple;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+
+/** Reads and writes tokens and usages through the reactive PostgreSQL client. */
+public final class UsageRepository implements WriteBehindBatcher.BatchStore {
+  private static final int LOAD_FETCH_SIZE = 10_000;
+
+  private final Vertx vertx;
+  private final Pool pg;
+  private final long attemptTimeoutMillis;
+
+  public UsageRepository(Vertx vertx, Pool pg, long attemptTimeoutMillis) {
+    this.vertx = vertx;
+    this.pg = pg;
+    this.attemptTimeoutMillis = attemptTimeoutMillis;
+  }
+
+  /** Creates tokens until the table holds {@code poolSize}; refuses to shrink. */
+  public Future<Void> ensureTokens(int poolSize) {
+    return pg.query(Sql.COUNT_TOKENS).execute().compose(rows -> {
+      Row row = rows.iterator().next();
+      long count = row.getLong("n");
+      int maxSeq = row.getInteger("max_seq");
+      if (count > poolSize) {
+        return Future.failedFuture(new ConfigException(AppConfig.POOL_SIZE + ": the database already holds "
+            + count + " tokens; the pool cannot shrink to " + poolSize));
+      }
+      if (count == poolSize) {
+        return Future.succeededFuture();
+      }
+      return pg.preparedQuery(Sql.CREATE_TOKENS)
+          .execute(Tuple.of(maxSeq + 1, maxSeq + (int) (poolSize - count)))
+          // Fresh statistics, so that the first batches are planned for the real table size.
+          .compose(created -> pg.query("ANALYZE tokens").execute())
+          .mapEmpty();
+    });
+  }
+
+  /**
+   * What this process starts from as the pool's writer.
+   *
+   * @param lastGeneration no generation at or below it may be handed out again
+   * @param reservedUpTo generations up to this are reserved for this run
+   * @param blockedForMillis how long activations must wait (after an unclean stop in memory mode,
+   *     until every acknowledgment that may have been lost has expired); 0 for none
+   */
+  public record WriterClaim(long epoch, long lastBatch, long lastGeneration, long reservedUpTo, long blockedForMillis) {}
+
+  /**
+   * Takes over as the only writer (a new epoch) and reads what the previous run proves: after an
+   * unclean stop in memory mode, every acknowledgment it may have lost was given within
+   * {@code max_lag} of its last confirmed write, so it has expired one lease TTL after that.
+   */
+  public Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead) {
+    return pg.withTransaction(conn -> conn.query(Sql.READ_WRITER).execute().compose(rows ->
+        conn.query(Sql.MAX_GENERATION).execute().compose(generations -> {
+          long lastGeneration = generations.iterator().next().getLong("g");
+          OffsetDateTime blockedUntil = null;
+          long blockedFor = 0;
+          if (rows.size() > 0) {
+            Row previous = rows.iterator().next();
+            lastGeneration = Math.max(lastGeneration, previous.getLong("generation_reserved"));
+            blockedUntil = previous.getOffsetDateTime("blocked_until");
+            if (previous.getBoolean("running") && "memory".equals(previous.getString("ack_mode"))) {
+              blockedUntil = later(blockedUntil, previous.getOffsetDateTime("lost_grants_end"));
+            }
+            if (blockedUntil != null) {
+              blockedFor = Math.max(0, blockedUntil.toInstant().toEpochMilli()
+                  - previous.getOffsetDateTime("now").toInstant().toEpochMilli());
+            }
+            if (blockedFor == 0) {
+              blockedUntil = null;
+            }
+          }
+          long last = lastGeneration;
+          long wait = blockedFor;
+          return conn.preparedQuery(Sql.CLAIM_WRITER)
+              .execute(Tuple.of(mode.name().toLowerCase(Locale.ROOT), leaseTtlMillis, maxLagMillis,
+                  lastGeneration + reserveAhead, blockedUntil))
+              .map(claimed -> {
+                Row row = claimed.iterator().next();
+                return new WriterClaim(row.getLong("epoch"), row.getLong("last_batch"), last,
+                    row.getLong("generation_reserved"), wait);
+              });
+        })));
+  }
+
+  private static OffsetDateTime later(OffsetDateTime a, OffsetDateTime b) {
+    return a == null ? b : b == null || a.isAfter(b) ? a : b;
+  }
+
+  /** Marks the run as stopped cleanly: every change is written, nothing was lost. */
+  public Future<Void> stopRun(long epoch, long lastGeneration) {
+    return pg.preparedQuery(Sql.STOP_RUN).execute(Tuple.of(epoch, lastGeneration)).mapEmpty();
+  }
+
+  public Future<PoolSnapshot> loadSnapshot(long lastGeneration, long activationsBlockedUntil) {
+    return pg.withTransaction(conn -> loadTokens(conn).compose(tokens ->
+        conn.query(Sql.LOAD_OPEN_LEASES).execute().map(leaseRows -> {
+          List<PoolSnapshot.StoredLease> leases = new ArrayList<>(leaseRows.size());
+          for (Row row : leaseRows) {
+            leases.add(new PoolSnapshot.StoredLease(row.getLong("generation"), row.getUUID("token_id"),
+                row.getUUID("user_id"), millis(row.getOffsetDateTime("started_at")),
+                millis(row.getOffsetDateTime("expires_at"))));
+          }
+          return new PoolSnapshot(tokens, leases, lastGeneration, activationsBlockedUntil);
+        })));
+  }
+
+  private Future<List<PoolSnapshot.StoredToken>> loadTokens(SqlConnection conn) {
+    return conn.prepare(Sql.LOAD_TOKENS).compose(statement -> {
+      Cursor cursor = statement.cursor();
+      List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
+      Promise<List<PoolSnapshot.StoredToken>> done = Promise.promise();
+      readTokens(cursor, tokens, done);
+      return done.future().eventually(cursor::close);
+    });
+  }
+
+  private void readTokens(Cursor cursor, List<PoolSnapshot.StoredToken> into, Promise<List<PoolSnapshot.StoredToken>> done) {
+    cursor.read(LOAD_FETCH_SIZE).onFailure(done::fail).onSuccess(rows -> {
+      for (Row row : rows) {
+        into.add(new PoolSnapshot.StoredToken(row.getUUID("id"), row.getInteger("seq"),
+            millis(row.getOffsetDateTime("activated_at")), millis(row.getOffsetDateTime("released_at")),
+            row.getLong("usage_count")));
+      }
+      if (cursor.hasMore()) {
+        readTokens(cursor, into, done);
+      } else {
+        done.complete(into);
+      }
+    });
+  }
+
+  /**
+   * Writes a batch of changes in one statement, fenced by epoch and sequence (see
+   * {@link WriteBehindBatcher}). Only the last change per usage and per token in the batch is
+   * written. An attempt that the server does not answer within the attempt timeout has its
+   * connection closed: it is then in doubt, and the fence keeps a late run of it harmless.
+   */
+  @Override
+  public Future<WriteBehindBatcher.Outcome> write(long epoch, long seq, long reserveUpTo, List<PoolChange> changes) {
+    Map<Long, PoolChange> usages = new LinkedHashMap<>();
+    Map<Long, Boolean> granted = new HashMap<>();
+    Map<UUID, PoolChange> tokens = new LinkedHashMap<>();
+    for (PoolChange change : changes) {
+      usages.put(change.generation(), change);
+      if (change.kind() == PoolChange.Kind.GRANTED) {
+        granted.put(change.generation(), Boolean.TRUE);
+      }
+      tokens.put(change.tokenId(), change);
+    }
+    List<PoolChange> updated = new ArrayList<>();
+    List<PoolChange> inserted = new ArrayList<>();
+    for (PoolChange change : usages.values()) {
+      (granted.containsKey(change.generation()) ? inserted : updated).add(change);
+    }
+    Tuple params = Tuple.tuple();
+    addUpdated(params, updated);
+    addInserted(params, inserted);
+    addTokens(params, tokens.values());
+    params.addLong(seq).addLong(reserveUpTo).addLong(epoch);
+    return pg.getConnection()
+        .recover(err -> Future.failedFuture(new WriteBehindBatcher.NotSentException("no database connection", err)))
+        .compose(conn -> bounded(conn, conn.preparedQuery(Sql.WRITE_BATCH).execute(params))
+            .compose(rows -> rows.iterator().next().getLong("applied") == 1
+                ? Future.succeededFuture(WriteBehindBatcher.Outcome.APPLIED)
+                : bounded(conn, conn.query(Sql.WRITER_STATE).execute()).map(state -> fenceOutcome(state, epoch, seq)))
+            .recover(err -> Future.failedFuture(err instanceof PgException
+                // The server answered with an error: the statement, and so its transaction, did not commit.
+                ? new WriteBehindBatcher.NotSentException("refused by the database", err)
+                : err))
+            .eventually(conn::close));
+  }
+
+  private static WriteBehindBatcher.Outcome fenceOutcome(RowSet<Row> state, long epoch, long seq) {
+    Row row = state.iterator().next();
+    if (row.getLong("epoch") == epoch && row.getLong("last_batch") >= seq) {
+      return WriteBehindBatcher.Outcome.ALREADY_APPLIED;
+    }
+    return WriteBehindBatcher.Outcome.FENCED;
+  }
+
+  /** Closes the connection if the server does not answer in time, so the attempt cannot hang forever. */
+  private <T> Future<T> bounded(SqlConnection conn, Future<T> query) {
+    long timer = vertx.setTimer(attemptTimeoutMillis, id -> conn.close());
+    return query.andThen(done -> vertx.cancelTimer(timer));
+  }
+
+  private static void addUpdated(Tuple params, List<PoolChange> changes) {
+    int n = changes.size();
+    Long[] generations = new Long[n];
+    Long[] expires = new Long[n];
+    Long[] ended = new Long[n];
+    String[] reasons = new String[n];
+    for (int i = 0; i < n; i++) {
+      PoolChange c = changes.get(i);
+      generations[i] = c.generation();
+      expires[i] = millis(c.expiresAtMillis());
+      ended[i] = millis(c.endedAtMillis());
+      reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
+    }
+    params.addArrayOfLong(generations).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons);
+  }
+
+  private static void addInserted(Tuple params, List<PoolChange> changes) {
+    int n = changes.size();
+    Long[] generations = new Long[n];
+    UUID[] tokenIds = new UUID[n];
+    UUID[] userIds = new UUID[n];
+    Long[] started = new Long[n];
+    Long[] expires = new Long[n];
+    Long[] ended = new Long[n];
+    String[] reasons = new String[n];
+    for (int i = 0; i < n; i++) {
+      PoolChange c = changes.get(i);
+      generations[i] = c.generation();
+      tokenIds[i] = c.tokenId();
+      userIds[i] = c.userId();
+      started[i] = millis(c.startedAtMillis());
+      expires[i] = millis(c.expiresAtMillis());
+      ended[i] = millis(c.endedAtMillis());
+      reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
+    }
+    params.addArrayOfLong(generations).addArrayOfUUID(tokenIds).addArrayOfUUID(userIds)
+        .addArrayOfLong(started).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons);
+  }
+
+  private static void addTokens(Tuple params, java.util.Collection<PoolChange> changes) {
+    int n = changes.size();
+    UUID[] ids = new UUID[n];
+    Long[] activated = new Long[n];
+    Long[] released = new Long[n];
+    Long[] counts = new Long[n];
+    int i = 0;
+    for (PoolChange c : changes) {
+      ids[i] = c.tokenId();
+      activated[i] = millis(c.tokenActivatedAtMillis());
+      released[i] = millis(c.tokenReleasedAtMillis());
+      counts[i] = c.tokenUsageCount();
+      i++;
+    }
+    params.addArrayOfUUID(ids).addArrayOfLong(activated).addArrayOfLong(released).addArrayOfLong(counts);
+  }
+
+  /** Epoch millis, or null for {@link PoolChange#NO_TIME}. */
+  private static Long millis(long value) {
+    return value == PoolChange.NO_TIME ? null : value;
+  }
+
+  public Future<History.TokenUsageList> tokenUsages(UUID tokenId) {
+    return pg.preparedQuery(Sql.TOKEN_USAGES).execute(Tuple.of(tokenId)).map(rows -> {
+      List<History.Usage> usages = new ArrayList<>(rows.size());
+      for (Row row : rows) {
+        usages.add(usage(row, tokenId, row.getUUID("user_id")));
+      }
+      return new History.TokenUsageList(tokenId, usages);
+    });
+  }
+
+  public Future<History.UserUsagePage> userUsages(History.UserUsages query) {
+    Tuple params = Tuple.of(query.userId(), offset(query.from()), offset(query.to()),
+        query.beforeGeneration(), query.limit() + 1);
+    return pg.preparedQuery(Sql.USER_USAGES).execute(params).map(rows -> page(query, rows));
+  }
+
+  private static History.UserUsagePage page(History.UserUsages query, RowSet<Row> rows) {
+    List<History.Usage> usages = new ArrayList<>(Math.min(rows.size(), query.limit()));
+    for (Row row : rows) {
+      if (usages.size() == query.limit()) {
+        return new History.UserUsagePage(query.userId(), usages,
+            usages.get(usages.size() - 1).generation());
+      }
+      usages.add(usage(row, row.getUUID("token_id"), query.userId()));
+    }
+    return new History.UserUsagePage(query.userId(), usages, null);
+  }
+
+  private static History.Usage usage(Row row, UUID tokenId, UUID userId) {
+    String reason = row.getString("end_reason");
+    OffsetDateTime ended = row.getOffsetDateTime("ended_at");
+    return new History.Usage(row.getLong("generation"), tokenId, userId,
+        row.getOffsetDateTime("started_at").toInstant(), ended == null ? null : ended.toInstant(),
+        reason == null ? null : EndReason.fromWireName(reason));
+  }
+
+  private static OffsetDateTime offset(Instant instant) {
+    return instant == null ? null : instant.atOffset(ZoneOffset.UTC);
+  }
+
+  private static long millis(OffsetDateTime time) {
+    return time == null ? PoolChange.NO_TIME : time.toInstant().toEpochMilli();
+  }
+}

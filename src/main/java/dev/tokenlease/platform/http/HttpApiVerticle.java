@@ -1,0 +1,66 @@
+package dev.tokenlease.platform.http;
+
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.ext.web.Router;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Serves the HTTP API: the body handler, the routes each capability brings ({@link ApiRoutes}),
+ * and the failure handling that writes every error. Holds no state of any capability. Deploy one
+ * instance per core; they share the port.
+ */
+public final class HttpApiVerticle extends VerticleBase {
+  /** Request bodies above this size get 413; every valid request body is far smaller. */
+  public static final long BODY_LIMIT = 64 * 1024;
+  private static final int IDLE_TIMEOUT_SECONDS = 30;
+
+  private final int port;
+  private final List<ApiRoutes> apis;
+  private HttpServer server;
+
+  public HttpApiVerticle(int port, List<ApiRoutes> apis) {
+    this.port = port;
+    this.apis = List.copyOf(apis);
+  }
+
+  @Override
+  public Future<?> start() {
+    Router router = Router.router(vertx);
+    router.route().handler(new JsonBodyHandler(BODY_LIMIT));
+    List<RequestInput.Declared> declared = new ArrayList<>();
+    for (ApiRoutes api : apis) {
+      api.mount(vertx, router, declared);
+    }
+    ApiError errors = new ApiError(declared, BODY_LIMIT);
+    router.route().failureHandler(errors);
+    for (int status : new int[] {400, 404, 405, 413, 500}) {
+      router.errorHandler(status, errors.forStatus(status));
+    }
+    // Idle connections (half-sent requests included) are closed rather than held forever.
+    server = vertx.createHttpServer(new HttpServerOptions().setPort(port).setIdleTimeout(IDLE_TIMEOUT_SECONDS))
+        .requestHandler(router)
+        .invalidRequestHandler(request -> request.response()
+            .setStatusCode(400)
+            .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
+            .putHeader(HttpHeaders.CONNECTION, "close")
+            .end("{\"status\":\"bad_request\",\"message\":\"Malformed HTTP request.\"}"));
+    return server.listen();
+  }
+
+  @Override
+  public Future<?> stop() {
+    // Lets requests in flight finish before the pool and persistence stop behind us.
+    return server.shutdown(10, TimeUnit.SECONDS);
+  }
+
+  /** The port actually bound (useful when configured as 0). */
+  public int actualPort() {
+    return server.actualPort();
+  }
+}

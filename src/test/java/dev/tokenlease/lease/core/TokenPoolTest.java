@@ -1,0 +1,443 @@
+package dev.tokenlease.lease.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+@DisplayName("TokenPool")
+class TokenPoolTest {
+  private static final Duration TTL = Duration.ofMinutes(2);
+  private static final Instant T0 = Instant.parse("2025-12-19T15:12:02Z");
+
+  private ManualTime time;
+  private List<UUID> ids;
+
+  @BeforeEach
+  void setUp() {
+    time = new ManualTime(T0);
+  }
+
+  private TokenPool pool(int size) {
+    ids = new ArrayList<>();
+    List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
+    for (int i = 1; i <= size; i++) {
+      UUID id = new UUID(0, i);
+      ids.add(id);
+      tokens.add(new PoolSnapshot.StoredToken(id, i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+    }
+    return restore(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME));
+  }
+
+  private TokenPool restore(PoolSnapshot snapshot) {
+    return new TokenPool(snapshot, TTL, time, time::nanoTime);
+  }
+
+  private static UUID user(int n) {
+    return new UUID(1, n);
+  }
+
+  @Test
+  @DisplayName("a new pool has every token available, in creation order")
+  void freshPool() {
+    TokenPool pool = pool(5);
+    assertThat(pool.list(null)).extracting(TokenView::tokenId).containsExactlyElementsOf(ids);
+    assertThat(pool.list(TokenState.AVAILABLE)).hasSize(5);
+    assertThat(pool.list(TokenState.ACTIVE)).isEmpty();
+    TokenView view = pool.get(ids.get(0));
+    assertThat(view.state()).isEqualTo(TokenState.AVAILABLE);
+    assertThat(view.currentUserId()).isNull();
+    assertThat(view.activatedAt()).isNull();
+    assertThat(view.releasedAt()).isNull();
+    assertThat(view.usageCount()).isZero();
+  }
+
+  @Test
+  @DisplayName("activation leases an available token until one TTL later and counts the use")
+  void activation() {
+    TokenPool pool = pool(3);
+    TokenView granted = pool.activate(user(1));
+    assertThat(granted.tokenId()).isEqualTo(ids.get(0));
+    assertThat(granted.state()).isEqualTo(TokenState.ACTIVE);
+    assertThat(granted.currentUserId()).isEqualTo(user(1));
+    assertThat(granted.activatedAt()).isEqualTo(T0);
+    assertThat(granted.expiresAt()).isEqualTo(T0.plus(TTL));
+    assertThat(granted.usageCount()).isEqualTo(1);
+    assertThat(granted.generation()).isEqualTo(1);
+    assertThat(pool.activeCount()).isEqualTo(1);
+    assertThat(pool.drainChanges()).singleElement().satisfies(change -> {
+      assertThat(change.kind()).isEqualTo(PoolChange.Kind.GRANTED);
+      assertThat(change.userId()).isEqualTo(user(1));
+      assertThat(change.endedAtMillis()).isEqualTo(PoolChange.NO_TIME);
+    });
+  }
+
+  @Test
+  @DisplayName("generations only go up, across tokens and users")
+  void generationsIncrease() {
+    TokenPool pool = pool(2);
+    long previous = 0;
+    for (int i = 0; i < 10; i++) {
+      long generation = pool.activate(user(i)).generation();
+      assertThat(generation).isGreaterThan(previous);
+      previous = generation;
+    }
+  }
+
+  @Test
+  @DisplayName("when every token is active, the oldest lease is evicted and its token goes to the caller")
+  void evictionOfOldest() {
+    TokenPool pool = pool(3);
+    for (int i = 1; i <= 3; i++) {
+      pool.activate(user(i));
+      time.advance(Duration.ofSeconds(1));
+    }
+    pool.drainChanges();
+    TokenView granted = pool.activate(user(4));
+    assertThat(granted.tokenId()).isEqualTo(ids.get(0));
+    assertThat(granted.currentUserId()).isEqualTo(user(4));
+    assertThat(pool.activeCount()).isEqualTo(3);
+    List<PoolChange> changes = pool.drainChanges();
+    assertThat(changes).extracting(PoolChange::kind).containsExactly(PoolChange.Kind.ENDED, PoolChange.Kind.GRANTED);
+    assertThat(changes.get(0).endReason()).isEqualTo(EndReason.EVICTED);
+    assertThat(changes.get(0).userId()).isEqualTo(user(1));
+    assertThat(changes.get(0).endedAtMillis()).isEqualTo(T0.plusSeconds(3).toEpochMilli());
+    // Next eviction takes the next oldest.
+    assertThat(pool.activate(user(5)).tokenId()).isEqualTo(ids.get(1));
+  }
+
+  @Test
+  @DisplayName("a token is never held by two users, whatever the mix of operations")
+  void neverTwoHolders() {
+    TokenPool pool = pool(7);
+    java.util.Random random = new java.util.Random(42);
+    for (int step = 0; step < 20_000; step++) {
+      int op = random.nextInt(10);
+      UUID who = user(random.nextInt(30));
+      if (op < 6) {
+        pool.activate(who);
+      } else if (op < 8) {
+        UUID token = ids.get(random.nextInt(ids.size()));
+        try {
+          if (op == 6) {
+            pool.release(token, who, null);
+          } else {
+            pool.renew(token, who, null);
+          }
+        } catch (ApiException e) {
+          assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT);
+        }
+      } else if (op == 8) {
+        time.advance(Duration.ofSeconds(random.nextInt(40)));
+      } else if (random.nextInt(50) == 0) {
+        pool.clear();
+      }
+      List<TokenView> active = pool.list(TokenState.ACTIVE);
+      assertThat(active.size() + pool.list(TokenState.AVAILABLE).size()).isEqualTo(7);
+      assertThat(active).allSatisfy(view -> assertThat(view.expiresAt()).isAfter(time.instant()));
+    }
+    // Replaying the change log: every grant's token is free (ended) before it is granted again.
+    Set<UUID> held = new HashSet<>();
+    for (PoolChange change : pool.drainChanges()) {
+      if (change.kind() == PoolChange.Kind.GRANTED) {
+        assertThat(held.add(change.tokenId())).as("token %s granted while held", change.tokenId()).isTrue();
+      } else if (change.kind() == PoolChange.Kind.ENDED) {
+        assertThat(held.remove(change.tokenId())).isTrue();
+      }
+    }
+  }
+
+  @Test
+  @DisplayName("the token handed out is the one released longest ago; never-used tokens come first")
+  void fairReuse() {
+    TokenPool pool = pool(4);
+    UUID a = pool.activate(user(1)).tokenId();
+    UUID b = pool.activate(user(2)).tokenId();
+    time.advance(Duration.ofSeconds(1));
+    pool.release(b, user(2), null);
+    time.advance(Duration.ofSeconds(1));
+    pool.release(a, user(1), null);
+    // Tokens 3 and 4 were never used: they go first, then b (released before a), then a.
+    assertThat(pool.activate(user(3)).tokenId()).isEqualTo(ids.get(2));
+    assertThat(pool.activate(user(4)).tokenId()).isEqualTo(ids.get(3));
+    assertThat(pool.activate(user(5)).tokenId()).isEqualTo(b);
+    assertThat(pool.activate(user(6)).tokenId()).isEqualTo(a);
+  }
+
+  @Test
+  @DisplayName("a lease is over exactly at activation + TTL, and ends at that instant however late it is noticed")
+  void exactExpiry() {
+    TokenPool pool = pool(2);
+    UUID token = pool.activate(user(1)).tokenId();
+    pool.drainChanges();
+    time.advance(TTL.minusMillis(1));
+    assertThat(pool.get(token).state()).isEqualTo(TokenState.ACTIVE);
+    time.advance(Duration.ofMillis(1));
+    TokenView after = pool.get(token);
+    assertThat(after.state()).isEqualTo(TokenState.AVAILABLE);
+    assertThat(after.releasedAt()).isEqualTo(T0.plus(TTL));
+
+    UUID other = pool.activate(user(2)).tokenId();
+    pool.drainChanges();
+    time.advance(Duration.ofHours(3));
+    pool.expireDue();
+    assertThat(pool.drainChanges()).singleElement().satisfies(change -> {
+      assertThat(change.tokenId()).isEqualTo(other);
+      assertThat(change.endReason()).isEqualTo(EndReason.EXPIRED);
+      assertThat(change.endedAtMillis()).isEqualTo(change.expiresAtMillis());
+    });
+  }
+
+  @Test
+  @DisplayName("a wall-clock step neither ends a lease early nor keeps it late")
+  void wallClockSteps() {
+    TokenPool pool = pool(2);
+    UUID token = pool.activate(user(1)).tokenId();
+    time.stepWall(Duration.ofHours(1));
+    assertThat(pool.get(token).state()).isEqualTo(TokenState.ACTIVE);
+    time.stepWall(Duration.ofHours(-2));
+    time.advance(TTL);
+    assertThat(pool.get(token).state()).isEqualTo(TokenState.AVAILABLE);
+  }
+
+  @Test
+  @DisplayName("the holder can release early; others, stale generations and ended leases get a conflict")
+  void releaseRules() {
+    TokenPool pool = pool(2);
+    TokenView granted = pool.activate(user(1));
+    UUID token = granted.tokenId();
+    assertThatThrownBy(() -> pool.release(token, user(2), null))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT))
+        .hasMessage("Token is held by another user.");
+    assertThatThrownBy(() -> pool.release(token, user(1), granted.generation() + 1))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT));
+    assertThatThrownBy(() -> pool.release(new UUID(9, 9), user(1), null))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.NOT_FOUND));
+
+    time.advance(Duration.ofSeconds(5));
+    TokenView released = pool.release(token, user(1), granted.generation());
+    assertThat(released.state()).isEqualTo(TokenState.AVAILABLE);
+    assertThat(released.releasedAt()).isEqualTo(T0.plusSeconds(5));
+    assertThat(released.activatedAt()).isEqualTo(T0);
+    assertThat(released.generation()).isEqualTo(granted.generation());
+    assertThatThrownBy(() -> pool.release(token, user(1), null))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT))
+        .hasMessage("Token is not active.");
+  }
+
+  @Test
+  @DisplayName("a caller whose lease expired and was granted to someone else cannot act on it")
+  void fencing() {
+    TokenPool pool = pool(1);
+    TokenView first = pool.activate(user(1));
+    time.advance(TTL);
+    TokenView second = pool.activate(user(1));
+    assertThat(second.tokenId()).isEqualTo(first.tokenId());
+    assertThatThrownBy(() -> pool.renew(first.tokenId(), user(1), first.generation()))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT))
+        .hasMessageContaining("Stale generation");
+    assertThat(pool.renew(second.tokenId(), user(1), second.generation()).state()).isEqualTo(TokenState.ACTIVE);
+  }
+
+  @Test
+  @DisplayName("renewal extends the lease one TTL from now and moves it behind the others for eviction")
+  void renewal() {
+    TokenPool pool = pool(2);
+    UUID a = pool.activate(user(1)).tokenId();
+    time.advance(Duration.ofSeconds(10));
+    UUID b = pool.activate(user(2)).tokenId();
+    time.advance(Duration.ofSeconds(10));
+    TokenView renewed = pool.renew(a, user(1), null);
+    assertThat(renewed.expiresAt()).isEqualTo(T0.plusSeconds(20).plus(TTL));
+    assertThat(renewed.activatedAt()).isEqualTo(T0);
+    // b now expires first, so b is evicted first.
+    assertThat(pool.activate(user(3)).tokenId()).isEqualTo(b);
+    time.advance(TTL.minusSeconds(1));
+    assertThat(pool.get(a).state()).isEqualTo(TokenState.ACTIVE);
+    time.advance(Duration.ofSeconds(1));
+    assertThat(pool.get(a).state()).isEqualTo(TokenState.AVAILABLE);
+    assertThat(pool.get(a).releasedAt()).isEqualTo(T0.plusSeconds(20).plus(TTL));
+  }
+
+  @Test
+  @DisplayName("clearing ends every active lease and reports how many")
+  void clearing() {
+    TokenPool pool = pool(5);
+    for (int i = 0; i < 3; i++) {
+      pool.activate(user(i));
+    }
+    pool.drainChanges();
+    assertThat(pool.clear()).isEqualTo(3);
+    assertThat(pool.activeCount()).isZero();
+    assertThat(pool.drainChanges()).hasSize(3).allSatisfy(c -> assertThat(c.endReason()).isEqualTo(EndReason.CLEARED));
+    assertThat(pool.clear()).isZero();
+  }
+
+  @Test
+  @DisplayName("activation on a new token clears released_at and keeps counting uses")
+  void reactivationTimestamps() {
+    TokenPool pool = pool(1);
+    UUID token = pool.activate(user(1)).tokenId();
+    time.advance(Duration.ofSeconds(3));
+    pool.release(token, user(1), null);
+    time.advance(Duration.ofSeconds(3));
+    TokenView again = pool.activate(user(2));
+    assertThat(again.activatedAt()).isEqualTo(T0.plusSeconds(6));
+    assertThat(again.releasedAt()).isNull();
+    assertThat(again.usageCount()).isEqualTo(2);
+  }
+
+  @Test
+  @DisplayName("restoring closes leases that ran out while down at their expiry instant and keeps the rest")
+  void restore() {
+    UUID a = new UUID(0, 1);
+    UUID b = new UUID(0, 2);
+    UUID c = new UUID(0, 3);
+    long now = T0.toEpochMilli();
+    PoolSnapshot snapshot = new PoolSnapshot(
+        List.of(
+            new PoolSnapshot.StoredToken(a, 1, now - 300_000, PoolChange.NO_TIME, 4),
+            new PoolSnapshot.StoredToken(b, 2, now - 60_000, PoolChange.NO_TIME, 2),
+            new PoolSnapshot.StoredToken(c, 3, now - 900_000, now - 800_000, 1)),
+        List.of(
+            new PoolSnapshot.StoredLease(7, a, user(1), now - 300_000, now - 180_000),
+            new PoolSnapshot.StoredLease(9, b, user(2), now - 60_000, now + 60_000)),
+        9, PoolChange.NO_TIME);
+    TokenPool pool = restore(snapshot);
+    assertThat(pool.get(a).state()).isEqualTo(TokenState.AVAILABLE);
+    assertThat(pool.get(a).releasedAt()).isEqualTo(Instant.ofEpochMilli(now - 180_000));
+    assertThat(pool.get(a).usageCount()).isEqualTo(4);
+    assertThat(pool.get(b).currentUserId()).isEqualTo(user(2));
+    assertThat(pool.get(b).generation()).isEqualTo(9);
+    assertThat(pool.drainChanges()).singleElement().satisfies(change -> {
+      assertThat(change.generation()).isEqualTo(7);
+      assertThat(change.endReason()).isEqualTo(EndReason.EXPIRED);
+      assertThat(change.endedAtMillis()).isEqualTo(now - 180_000);
+    });
+    // c was released before a's lease ran out, so c is handed out first.
+    assertThat(pool.activate(user(3)).tokenId()).isEqualTo(c);
+    assertThat(pool.activate(user(4)).generation()).isEqualTo(11);
+    time.advance(Duration.ofSeconds(60));
+    assertThat(pool.get(b).state()).isEqualTo(TokenState.AVAILABLE);
+  }
+
+  @Test
+  @DisplayName("a restored lease longer than the current TTL is cut to one TTL from now")
+  void restoreWithShorterTtl() {
+    UUID a = new UUID(0, 1);
+    long now = T0.toEpochMilli();
+    PoolSnapshot snapshot = new PoolSnapshot(
+        List.of(new PoolSnapshot.StoredToken(a, 1, now, PoolChange.NO_TIME, 1)),
+        List.of(new PoolSnapshot.StoredLease(1, a, user(1), now, now + 3_600_000)), 1, PoolChange.NO_TIME);
+    TokenPool pool = restore(snapshot);
+    assertThat(pool.get(a).expiresAt()).isEqualTo(T0.plus(TTL));
+    assertThat(pool.drainChanges()).singleElement()
+        .satisfies(change -> assertThat(change.kind()).isEqualTo(PoolChange.Kind.RENEWED));
+  }
+
+  @Test
+  @DisplayName("after an unclean stop in memory mode, activations wait until lost grants must have expired")
+  void blockedActivations() {
+    UUID a = new UUID(0, 1);
+    PoolSnapshot snapshot = new PoolSnapshot(
+        List.of(new PoolSnapshot.StoredToken(a, 1, PoolChange.NO_TIME, PoolChange.NO_TIME, 0)), List.of(), 0,
+        T0.plusSeconds(30).toEpochMilli());
+    TokenPool pool = restore(snapshot);
+    assertThatThrownBy(() -> pool.activate(user(1)))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.UNAVAILABLE))
+        .hasMessageContaining("2025-12-19T15:12:32Z");
+    time.advance(Duration.ofSeconds(30));
+    assertThat(pool.activate(user(1)).tokenId()).isEqualTo(a);
+  }
+
+  /** What can be seen of a pool: every token, and the order in which it would hand them out. */
+  private static List<Object> observable(TokenPool pool, int size) {
+    List<Object> seen = new ArrayList<>(pool.list(null));
+    seen.add(pool.activeCount());
+    seen.add(pool.availableCount());
+    return seen;
+  }
+
+  @Test
+  @DisplayName("undo puts back leases, queues and counters exactly, through grants, evictions, releases, renewals, expiries and clears")
+  void undoRestoresExactly() {
+    List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
+    ids = new ArrayList<>();
+    for (int i = 1; i <= 4; i++) {
+      ids.add(new UUID(0, i));
+      tokens.add(new PoolSnapshot.StoredToken(ids.get(i - 1), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+    }
+    TokenPool pool = new TokenPool(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
+    TokenView a = pool.activate(user(1));
+    time.advance(Duration.ofSeconds(10));
+    TokenView b = pool.activate(user(2));
+    time.advance(Duration.ofSeconds(10));
+    pool.activate(user(3));
+    pool.release(a.tokenId(), user(1), a.generation());
+    pool.drainChanges();
+    List<Object> before = observable(pool, 4);
+    long mark = pool.undoMark();
+
+    time.advance(Duration.ofSeconds(5));
+    pool.renew(b.tokenId(), user(2), b.generation());
+    pool.activate(user(4));
+    pool.activate(user(5));
+    pool.activate(user(6)); // evicts the oldest lease
+    time.advance(TTL.minusSeconds(30)); // user 3's lease expires
+    pool.get(b.tokenId());
+    pool.clear();
+    pool.activate(user(7));
+    long lastGeneration = pool.lastGeneration();
+
+    pool.undoTo(mark);
+    assertThat(pool.drainChanges()).isEmpty();
+    assertThat(observable(pool, 4)).isEqualTo(before);
+    // Generations are not taken back: the next grant gets a new one.
+    TokenView next = pool.activate(user(8));
+    assertThat(next.generation()).isEqualTo(lastGeneration + 1);
+    // The pool hands out what it would have at the mark: the never-used token before the released one.
+    assertThat(next.tokenId()).isEqualTo(ids.get(3));
+    assertThat(pool.list(TokenState.ACTIVE)).extracting(TokenView::currentUserId).containsExactly(user(2), user(3), user(8));
+  }
+
+  @Test
+  @DisplayName("steps before a forgotten mark cannot be undone; steps after it still can")
+  void forgetBefore() {
+    TokenPool pool = new TokenPool(new PoolSnapshot(List.of(
+        new PoolSnapshot.StoredToken(new UUID(0, 1), 1, PoolChange.NO_TIME, PoolChange.NO_TIME, 0),
+        new PoolSnapshot.StoredToken(new UUID(0, 2), 2, PoolChange.NO_TIME, PoolChange.NO_TIME, 0)),
+        List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
+    pool.activate(user(1));
+    long kept = pool.undoMark();
+    pool.activate(user(2));
+    pool.forgetBefore(kept);
+    pool.undoTo(kept);
+    assertThat(pool.list(TokenState.ACTIVE)).extracting(TokenView::currentUserId).containsExactly(user(1));
+    assertThatThrownBy(() -> pool.undoTo(0)).isInstanceOf(IllegalStateException.class);
+  }
+
+  @Test
+  @DisplayName("activations refuse with 503 beyond the generations reserved in the database")
+  void generationLimit() {
+    TokenPool pool = pool(3);
+    pool.limitGenerations(2);
+    pool.activate(user(1));
+    pool.activate(user(2));
+    assertThatThrownBy(() -> pool.activate(user(3)))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.UNAVAILABLE));
+    assertThat(pool.activeCount()).isEqualTo(2);
+    pool.limitGenerations(10);
+    assertThat(pool.activate(user(3)).generation()).isEqualTo(3);
+  }
+}

@@ -1,0 +1,167 @@
+package dev.tokenlease.lease.persistence;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.tokenlease.platform.config.ConfigException;
+import dev.tokenlease.support.Http;
+import dev.tokenlease.support.RunningService;
+import dev.tokenlease.support.TestDatabase;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+@DisplayName("Restarts")
+class RestartTest {
+  private String database;
+
+  @BeforeEach
+  void createDatabase() {
+    database = TestDatabase.create();
+  }
+
+  @AfterEach
+  void dropDatabase() {
+    TestDatabase.drop(database);
+  }
+
+  private RunningService start(int poolSize, String ttl) throws Exception {
+    return RunningService.start(database, new JsonObject()
+        .put("TOKENS_POOL_SIZE", poolSize).put("TOKENS_POOL_LEASE_TTL", ttl));
+  }
+
+  private static List<String> ids(JsonArray tokens) {
+    List<String> ids = new ArrayList<>();
+    tokens.forEach(t -> ids.add(((JsonObject) t).getString("token_id")));
+    return ids;
+  }
+
+  @Test
+  @DisplayName("tokens, open leases, counters and history survive a restart")
+  void survives() throws Exception {
+    String alice = UUID.randomUUID().toString();
+    String bob = UUID.randomUUID().toString();
+    List<String> tokensBefore;
+    JsonObject aliceGrant;
+    JsonObject bobGrant;
+    try (RunningService first = start(10, "PT1M")) {
+      Http http = first.http();
+      tokensBefore = ids(http.get("/api/tokens").array("tokens"));
+      aliceGrant = http.activate(alice);
+      bobGrant = http.activate(bob);
+      http.post("/api/tokens/" + bobGrant.getString("token_id") + "/release", new JsonObject().put("user_id", bob).encode());
+      http.activate(bob);
+    }
+    try (RunningService second = start(10, "PT1M")) {
+      Http http = second.http();
+      assertThat(ids(http.get("/api/tokens").array("tokens"))).isEqualTo(tokensBefore);
+      JsonObject token = http.get("/api/tokens/" + aliceGrant.getString("token_id")).json();
+      assertThat(token.getString("state")).isEqualTo("active");
+      assertThat(token.getString("current_user_id")).isEqualTo(alice);
+      assertThat(http.get("/api/tokens?state=active").array("tokens")).hasSize(2);
+      assertThat(http.get("/api/tokens/" + bobGrant.getString("token_id")).json().getLong("usage_count")).isEqualTo(1);
+      assertThat(http.get("/api/users/" + bob + "/usages").json().getJsonArray("usages")).hasSize(2);
+      // The holder can still act on the lease it was granted before the restart.
+      assertThat(http.post("/api/tokens/" + aliceGrant.getString("token_id") + "/release",
+          new JsonObject().put("user_id", alice).put("generation", aliceGrant.getLong("generation")).encode()).status())
+          .isEqualTo(200);
+      // Generations keep going up across restarts.
+      assertThat(http.activate(alice).getLong("generation")).isGreaterThan(aliceGrant.getLong("generation") + 1);
+    }
+  }
+
+  @Test
+  @DisplayName("leases that ran out while the service was down are closed at their expiry instant")
+  void expiredWhileDown() throws Exception {
+    String user = UUID.randomUUID().toString();
+    JsonObject grant;
+    try (RunningService first = start(5, "PT2S")) {
+      grant = first.http().activate(user);
+    }
+    Thread.sleep(2_500);
+    try (RunningService second = start(5, "PT2S")) {
+      Http http = second.http();
+      String tokenId = grant.getString("token_id");
+      JsonObject token = http.get("/api/tokens/" + tokenId).json();
+      assertThat(token.getString("state")).isEqualTo("available");
+      JsonObject usage = http.get("/api/tokens/" + tokenId + "/usages").array("usages").getJsonObject(0);
+      assertThat(Instant.parse(usage.getString("ended_at")))
+          .isEqualTo(Instant.parse(usage.getString("started_at")).plus(Duration.ofSeconds(2)));
+      assertThat(token.getString("released_at")).isEqualTo(usage.getString("ended_at"));
+      assertThat(http.get("/api/users/" + user + "/usages").json().getJsonArray("usages").getJsonObject(0)
+          .getString("end_reason")).isEqualTo("expired");
+    }
+  }
+
+  @Test
+  @DisplayName("a larger pool size adds tokens; a smaller one stops start-up naming the variable")
+  void resize() throws Exception {
+    List<String> before;
+    try (RunningService first = start(5, "PT1M")) {
+      before = ids(first.http().get("/api/tokens").array("tokens"));
+    }
+    try (RunningService grown = start(8, "PT1M")) {
+      List<String> after = ids(grown.http().get("/api/tokens").array("tokens"));
+      assertThat(after).hasSize(8).startsWith(before.toArray(new String[0]));
+    }
+    assertThatThrownBy(() -> start(4, "PT1M"))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith("TOKENS_POOL_SIZE:");
+  }
+
+  @Test
+  @DisplayName("a second instance on the same database refuses to start")
+  void singleInstance() throws Exception {
+    try (RunningService first = start(5, "PT1M")) {
+      assertThatThrownBy(() -> start(5, "PT1M")).hasMessageContaining("another token-service instance");
+      assertThat(first.http().get("/api/health").status()).isEqualTo(200);
+    }
+  }
+
+  @Test
+  @DisplayName("while the instance lock is lost (or held by another), changes are refused; they resume once it is regained")
+  void lostInstanceLock() throws Exception {
+    String name = io.vertx.pgclient.PgConnectOptions.fromUri(database).getDatabase();
+    try (RunningService service = start(5, "PT1M");
+        java.sql.Connection intruder = TestDatabase.connect(database)) {
+      Http http = service.http();
+      String holder = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+          + "(SELECT oid FROM pg_database WHERE datname = '" + name + "')";
+      TestDatabase.execute(TestDatabase.adminUrl(), "SELECT pg_terminate_backend(pid) FROM (" + holder + ") h");
+      // Another session takes the lock first: this instance must keep refusing.
+      long deadline = System.currentTimeMillis() + 5_000;
+      boolean taken = false;
+      while (!taken && System.currentTimeMillis() < deadline) {
+        try (var st = intruder.createStatement(); var rows = st.executeQuery("SELECT pg_try_advisory_lock(" + Sql.INSTANCE_LOCK_KEY + ")")) {
+          rows.next();
+          taken = rows.getBoolean(1);
+        }
+      }
+      assertThat(taken).as("the test session took the lock").isTrue();
+      Thread.sleep(300);
+      Http.Response refused = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode());
+      assertThat(refused.status()).isEqualTo(503);
+      assertThat(refused.json().getString("status")).isEqualTo("unavailable");
+      assertThat(refused.json().getString("message")).startsWith("Lost the database session that makes this the only instance");
+      assertThat(http.get("/api/tokens").status()).isEqualTo(200);
+      try (var st = intruder.createStatement()) {
+        st.execute("SELECT pg_advisory_unlock(" + Sql.INSTANCE_LOCK_KEY + ")");
+      }
+      deadline = System.currentTimeMillis() + 10_000;
+      int status = 0;
+      while (status != 200 && System.currentTimeMillis() < deadline) {
+        Thread.sleep(200);
+        status = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status();
+      }
+      assertThat(status).isEqualTo(200);
+    }
+  }
+}
