@@ -48,8 +48,4 @@ public final class ActiveTokens {
     byHash.values().removeIf(p -> !now.isBefore(p.expiresAt()));
     return before - byHash.size();
   }
-
-  public int size() {
-    return byHash.size();
-  }
 }

@@ -13,8 +13,6 @@ import io.vertx.ext.web.RoutingContext;
  * for requests without a valid token.
  */
 public final class Guard {
-  /** Where the authenticated principal is kept on the routing context. */
-  public static final String PRINCIPAL = Guard.class.getName() + ".principal";
   private static final int MAX_TOKEN_LENGTH = 512;
   private static final java.util.regex.Pattern TOKEN68 = java.util.regex.Pattern.compile("[A-Za-z0-9\\-._~+/]+=*");
 
@@ -53,7 +51,7 @@ public final class Guard {
         return;
       }
       try {
-        ctx.put(PRINCIPAL, authorize(ctx, scope));
+        authorize(ctx, scope);
       } catch (Refused refused) {
         switch (refused.reason) {
           case TWO_HEADERS -> ApiError.write(ctx, 400, "bad_request", "Send one Authorization header.");

@@ -3,7 +3,6 @@ package dev.tokenlease.lease.bus;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
-import dev.tokenlease.platform.ErrorCode;
 import dev.tokenlease.platform.Timestamps;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -117,10 +116,6 @@ public final class PoolJson {
         .put("started_at", timestamp(change.startedAtMillis()))
         .put("expires_at", timestamp(change.expiresAtMillis()))
         .put("ended_at", timestamp(change.endedAtMillis()));
-  }
-
-  public static JsonObject error(ErrorCode error, String message) {
-    return new JsonObject().put("status", error.status()).put("message", message);
   }
 
   public static String timestamp(Instant instant) {

@@ -145,10 +145,6 @@ public final class PoolMessages {
     return new History.UserUsages(user, from, to, limit, cursor(in.getValue("cursor")));
   }
 
-  public static PoolStatus poolStatus(JsonObject in) {
-    return new PoolStatus();
-  }
-
   /** The opaque {@code next_cursor} for a page that ends just after {@code generation}. */
   public static String encodeCursor(long generation) {
     return Base64.getUrlEncoder().withoutPadding()

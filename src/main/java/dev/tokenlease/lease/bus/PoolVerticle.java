@@ -24,6 +24,7 @@ import io.vertx.core.json.JsonObject;
 import io.vertx.core.net.NetClientOptions;
 import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
+import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
 import java.time.Clock;
@@ -52,6 +53,7 @@ public final class PoolVerticle extends VerticleBase {
   /** How far ahead of use generations are reserved in the database. */
   static final long GENERATIONS_RESERVED_AHEAD = 100_000;
   private static final long TICK_MILLIS = 20;
+  private static final int CLAIM_ATTEMPTS = 20;
   private static final Duration SHUTDOWN_FLUSH_LIMIT = Duration.ofSeconds(15);
 
   private final AppConfig config;
@@ -101,8 +103,7 @@ public final class PoolVerticle extends VerticleBase {
     long claimSent = nanoTime.getAsLong();
     return lock.take()
         .compose(v -> store.ensureTokens(config.poolSize()))
-        .compose(v -> store.claim(config.ackMode(), config.leaseTtl().toMillis(), config.maxLag().toMillis(),
-            GENERATIONS_RESERVED_AHEAD))
+        .compose(v -> claim(CLAIM_ATTEMPTS))
         .compose(claim -> store.loadSnapshot(claim.lastGeneration(),
                 claim.blockedForMillis() > 0 ? clock.millis() + claim.blockedForMillis() : PoolChange.NO_TIME)
             .map(snapshot -> {
@@ -111,6 +112,21 @@ public final class PoolVerticle extends VerticleBase {
             }))
         .compose(claim -> Future.all(consumers.stream().map(MessageConsumer::completion).toList()))
         .onFailure(err -> closeQuietly());
+  }
+
+  /**
+   * Takes over as the writer. The writer row can still be locked by a late statement of a process
+   * that died while the server was stalled; such a statement ends soon, so the claim is retried.
+   */
+  private Future<UsageRepository.WriterClaim> claim(int attemptsLeft) {
+    return store.claim(config.ackMode(), config.leaseTtl().toMillis(), config.maxLag().toMillis(),
+        GENERATIONS_RESERVED_AHEAD).recover(err -> {
+          if (attemptsLeft <= 1 || !(err instanceof PgException pg && "55P03".equals(pg.getSqlState()))) {
+            return Future.failedFuture(err);
+          }
+          LOG.warn("The writer row is locked by a late statement; claiming again in a second");
+          return vertx.timer(1, TimeUnit.SECONDS).compose(t -> claim(attemptsLeft - 1));
+        });
   }
 
   private void begin(PoolSnapshot snapshot, UsageRepository.WriterClaim claim, long claimSent) {

@@ -18,7 +18,6 @@ final class Token {
 
   Token prev;
   Token next;
-  TokenQueue queue;
 
   Token(UUID id, int seq) {
     this.id = id;

@@ -17,7 +17,6 @@ final class TokenQueue {
   void append(Token token) {
     token.prev = tail;
     token.next = null;
-    token.queue = this;
     if (tail == null) {
       head = token;
     } else {
@@ -32,7 +31,6 @@ final class TokenQueue {
     Token next = prev == null ? head : prev.next;
     token.prev = prev;
     token.next = next;
-    token.queue = this;
     if (prev == null) {
       head = token;
     } else {
@@ -59,7 +57,6 @@ final class TokenQueue {
     }
     token.prev = null;
     token.next = null;
-    token.queue = null;
     size--;
   }
 }

@@ -118,6 +118,38 @@ class RestartTest {
   }
 
   @Test
+  @DisplayName("start-up waits for a writer row still locked by a late statement, then takes over with a new epoch")
+  void claimWaitsForLockedWriterRow() throws Exception {
+    try (RunningService first = start(5, "PT1M")) {
+      first.http().activate(UUID.randomUUID().toString());
+    }
+    String epochBefore = TestDatabase.query(database, "SELECT epoch FROM service_state");
+    try (java.sql.Connection late = TestDatabase.connect(database)) {
+      late.setAutoCommit(false);
+      try (var st = late.createStatement()) {
+        st.execute("SELECT * FROM service_state FOR UPDATE");
+      }
+      Thread release = new Thread(() -> {
+        try {
+          Thread.sleep(2_500);
+          late.rollback();
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      });
+      release.start();
+      long started = System.nanoTime();
+      try (RunningService second = start(5, "PT1M")) {
+        assertThat(Duration.ofNanos(System.nanoTime() - started)).isGreaterThan(Duration.ofSeconds(2));
+        assertThat(second.http().get("/api/health").status()).isEqualTo(200);
+        assertThat(Long.parseLong(TestDatabase.query(database, "SELECT epoch FROM service_state")))
+            .isEqualTo(Long.parseLong(epochBefore) + 1);
+      }
+      release.join();
+    }
+  }
+
+  @Test
   @DisplayName("a second instance on the same database refuses to start")
   void singleInstance() throws Exception {
     try (RunningService first = start(5, "PT1M")) {
