@@ -25,6 +25,7 @@ import io.vertx.pgclient.PgConnectOptions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -73,7 +74,8 @@ public final class TokenService implements AutoCloseable {
             (vx, router, declared) -> new TokenRoutes(new PoolClient(vx), declared, guard).mount(router),
             (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),
             (vx, router, declared) -> new OAuthRoutes(auth, declared).mount(router),
-            (vx, router, declared) -> new M2mRoutes(auth, declared, guard).mount(router)));
+            (vx, router, declared) -> new M2mRoutes(auth, declared, guard).mount(router)),
+            Map.of(OAuthRoutes.PREFIX, OAuthRoutes.ERRORS, M2mRoutes.PREFIX, M2mRoutes.ERRORS));
         synchronized (http) {
           http.add(verticle);
         }

@@ -80,7 +80,7 @@ final class AuthService {
     return store.insertToken(token, hash, MAX_LIVE_TOKENS_PER_CLIENT).compose(evicted -> {
       if (evicted == null) {
         // Deleted between authentication and issue.
-        return Future.failedFuture(new OAuthRoutes.OAuthError(401, "invalid_client", "Client authentication failed."));
+        return Future.failedFuture(OAuthRoutes.oauthError(401, "invalid_client", "Client authentication failed."));
       }
       auth.tokens().put(token.hashHex(), token.principal());
       revoked(evicted);

@@ -1,6 +1,7 @@
 package dev.tokenlease.m2m;
 
-import dev.tokenlease.platform.http.ApiError;
+import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.ext.web.RoutingContext;
@@ -54,13 +55,14 @@ public final class Guard {
         authorize(ctx, scope);
       } catch (Refused refused) {
         switch (refused.reason) {
-          case TWO_HEADERS -> ApiError.write(ctx, 400, "bad_request", "Send one Authorization header.");
+          case TWO_HEADERS -> ctx.fail(new ApiException(ErrorCode.BAD_REQUEST, "Send one Authorization header."));
           case RATE_LIMITED -> tooMany(ctx, refused.retryAfter);
-          case MISSING_TOKEN -> ApiError.write(ctx, 401, "unauthorized",
-              "Missing bearer token: send 'Authorization: Bearer <access token>' (POST /oauth/token issues one).");
-          case INVALID_TOKEN -> ApiError.write(ctx, 401, "unauthorized",
-              "Invalid access token: malformed, unknown, expired or revoked.");
-          case INSUFFICIENT_SCOPE -> ApiError.write(ctx, 403, "forbidden", "This operation needs the scope '" + scope + "'.");
+          case MISSING_TOKEN -> ctx.fail(new ApiException(ErrorCode.UNAUTHORIZED,
+              "Missing bearer token: send 'Authorization: Bearer <access token>' (POST /oauth/token issues one)."));
+          case INVALID_TOKEN -> ctx.fail(new ApiException(ErrorCode.UNAUTHORIZED,
+              "Invalid access token: malformed, unknown, expired or revoked."));
+          case INSUFFICIENT_SCOPE -> ctx.fail(new ApiException(ErrorCode.FORBIDDEN,
+              "This operation needs the scope '" + scope + "'."));
         }
         return;
       }
@@ -69,7 +71,7 @@ public final class Guard {
   }
 
   private static void tooMany(RoutingContext ctx, long wait) {
-    ApiError.write(ctx, 429, "too_many_requests", "Rate limit exceeded; retry after " + wait + " s.");
+    ctx.fail(new ApiException(ErrorCode.TOO_MANY_REQUESTS, "Rate limit exceeded; retry after " + wait + " s.", wait));
   }
 
   /**

@@ -2,8 +2,10 @@ package dev.tokenlease.m2m;
 
 import dev.tokenlease.m2m.AuthStore.Client;
 import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
 import dev.tokenlease.platform.Timestamps;
 import dev.tokenlease.platform.config.AppConfig;
+import dev.tokenlease.platform.http.ErrorShape;
 import dev.tokenlease.platform.http.RequestInput;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
@@ -40,29 +42,38 @@ public final class M2mRoutes {
   private static final String SYSTEM_TENANT = "system";
 
   /** An error in seed 003's shape. */
-  static final class M2mError extends RuntimeException {
-    final int status;
-    final String error;
-    final String reason;
+  /** Where these routes live; errors under it take {@link #ERRORS}' shape. */
+  public static final String PREFIX = "/auth/m2m";
 
-    M2mError(int status, String error, String message, String reason) {
-      super(message, null, false, false);
-      this.status = status;
-      this.error = error;
-      this.reason = reason;
-    }
+  /** A seed 003 error: {@code error} is its code, {@code reason} its {@code details.reason}. */
+  static ApiException m2mError(int status, String error, String message, String reason) {
+    return new ApiException(ErrorCode.fromCode(status), message).named(error, reason);
   }
 
-  private static M2mError invalid(String reason) {
-    return new M2mError(400, "INVALID_REQUEST", "Invalid request", reason);
+  /**
+   * Seed 003's {@code {error, message, details: {reason}}}, never cached. An error raised without
+   * seed 003's words (the router's, the guard's) gets its status as {@code error}, a general
+   * message, and its own message as the reason.
+   */
+  public static final ErrorShape ERRORS = (response, e) -> {
+    response.putHeader(HttpHeaders.CACHE_CONTROL, "no-store");
+    boolean worded = e.reason() != null;
+    return new JsonObject()
+        .put("error", e.code() != null ? e.code() : e.error().status().toUpperCase(java.util.Locale.ROOT))
+        .put("message", worded ? e.getMessage() : e.error().code() >= 500 ? "Failed to process request" : "Request refused")
+        .put("details", new JsonObject().put("reason", worded ? e.reason() : e.getMessage()));
+  };
+
+  private static ApiException invalid(String reason) {
+    return m2mError(400, "INVALID_REQUEST", "Invalid request", reason);
   }
 
-  private static M2mError listError(String reason) {
-    return new M2mError(400, "TOKEN_LIST_ERROR", "Failed to retrieve tokens", reason);
+  private static ApiException listError(String reason) {
+    return m2mError(400, "TOKEN_LIST_ERROR", "Failed to retrieve tokens", reason);
   }
 
-  private static M2mError clientNotFound(String clientId) {
-    return new M2mError(404, "NOT_FOUND", "Client not found", "No client with id '" + clientId + "'");
+  private static ApiException clientNotFound(String clientId) {
+    return m2mError(404, "NOT_FOUND", "Client not found", "No client with id '" + clientId + "'");
   }
 
   private final Auth auth;
@@ -145,7 +156,7 @@ public final class M2mRoutes {
     run(ctx, Principal.ADMIN, false, caller -> {
       String clientId = clientId(ctx);
       if (clientId.equals(auth.config().adminClientId())) {
-        throw new M2mError(409, "CONFLICT", "Cannot delete the bootstrap admin",
+        throw m2mError(409, "CONFLICT", "Cannot delete the bootstrap admin",
             "It comes from TOKENS_ADMIN_CLIENT_ID / TOKENS_ADMIN_CLIENT_SECRET; change those instead");
       }
       return auth.service().delete(clientId, caller).map(revoked -> {
@@ -161,7 +172,7 @@ public final class M2mRoutes {
     run(ctx, Principal.ADMIN, false, caller -> {
       String clientId = clientId(ctx);
       if (clientId.equals(auth.config().adminClientId())) {
-        throw new M2mError(409, "CONFLICT", "Cannot rotate the bootstrap admin's secret",
+        throw m2mError(409, "CONFLICT", "Cannot rotate the bootstrap admin's secret",
             "It comes from TOKENS_ADMIN_CLIENT_SECRET; change that and restart");
       }
       return auth.service().rotateSecret(clientId, caller).map(secret -> {
@@ -243,20 +254,20 @@ public final class M2mRoutes {
     Future<JsonObject> answer;
     try {
       answer = handler.apply(caller(ctx, scope));
-    } catch (M2mError e) {
+    } catch (ApiException e) {
       answer = Future.failedFuture(e);
     }
     answer.onComplete(result -> {
       if (result.succeeded()) {
         ctx.response().putHeader(HttpHeaders.CACHE_CONTROL, "no-store");
         ctx.json(result.result());
-      } else if (result.cause() instanceof M2mError e) {
-        write(ctx, e);
+      } else if (result.cause() instanceof ApiException e) {
+        ctx.fail(e);
       } else {
         LOG.error("M2M request {} {} failed", ctx.request().method(), ctx.request().path(), result.cause());
-        write(ctx, listing
-            ? new M2mError(500, "TOKEN_LIST_ERROR", "Failed to retrieve tokens", "Database unavailable")
-            : new M2mError(500, "INTERNAL_ERROR", "Failed to process request", "Database unavailable"));
+        ctx.fail(listing
+            ? m2mError(500, "TOKEN_LIST_ERROR", "Failed to retrieve tokens", "Database unavailable")
+            : m2mError(500, "INTERNAL_ERROR", "Failed to process request", "Database unavailable"));
       }
     });
   }
@@ -275,11 +286,11 @@ public final class M2mRoutes {
     } catch (Guard.Refused refused) {
       throw switch (refused.reason) {
         case TWO_HEADERS -> invalid("Send one Authorization header");
-        case RATE_LIMITED -> new M2mError(429, "RATE_LIMITED", "Too many requests", "Retry after " + refused.retryAfter + " s");
-        case MISSING_TOKEN -> new M2mError(401, "UNAUTHORIZED", "Authentication required", "Missing bearer token");
-        case INVALID_TOKEN -> new M2mError(401, "UNAUTHORIZED", "Authentication required",
+        case RATE_LIMITED -> m2mError(429, "RATE_LIMITED", "Too many requests", "Retry after " + refused.retryAfter + " s");
+        case MISSING_TOKEN -> m2mError(401, "UNAUTHORIZED", "Authentication required", "Missing bearer token");
+        case INVALID_TOKEN -> m2mError(401, "UNAUTHORIZED", "Authentication required",
             "Invalid, expired or revoked bearer token");
-        case INSUFFICIENT_SCOPE -> new M2mError(403, "FORBIDDEN", "Insufficient permissions",
+        case INSUFFICIENT_SCOPE -> m2mError(403, "FORBIDDEN", "Insufficient permissions",
             scope.equals(READ_SCOPE) ? "Requires scope admin or tokens:read" : "Requires scope admin");
       };
     }
@@ -296,7 +307,7 @@ public final class M2mRoutes {
 
   /** Named query parameters, each at most once; any other parameter is refused. */
   private static JsonObject query(RoutingContext ctx, boolean listing, String... names) {
-    Function<String, M2mError> error = listing ? M2mRoutes::listError : M2mRoutes::invalid;
+    Function<String, ApiException> error = listing ? M2mRoutes::listError : M2mRoutes::invalid;
     java.util.Map<String, List<String>> params;
     try {
       params = FormDecoder.decode(ctx.request().query(), 16);
@@ -317,7 +328,7 @@ public final class M2mRoutes {
     return query;
   }
 
-  private static int page(JsonObject query, Function<String, M2mError> error) {
+  private static int page(JsonObject query, Function<String, ApiException> error) {
     String page = query.getString("page");
     if (page == null) {
       return 1;
@@ -328,7 +339,7 @@ public final class M2mRoutes {
     return Integer.parseInt(page);
   }
 
-  private static int limit(JsonObject query, Function<String, M2mError> error) {
+  private static int limit(JsonObject query, Function<String, ApiException> error) {
     String limit = query.getString("limit");
     if (limit == null) {
       return 20;
@@ -395,14 +406,4 @@ public final class M2mRoutes {
     return Timestamps.format(instant.toEpochMilli());
   }
 
-  private static void write(RoutingContext ctx, M2mError e) {
-    if (ctx.response().headWritten()) {
-      return;
-    }
-    ctx.response().setStatusCode(e.status)
-        .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-        .putHeader(HttpHeaders.CACHE_CONTROL, "no-store")
-        .end(new JsonObject().put("error", e.error).put("message", e.getMessage())
-            .put("details", new JsonObject().put("reason", e.reason)).toBuffer());
-  }
 }

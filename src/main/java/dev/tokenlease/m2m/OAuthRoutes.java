@@ -1,6 +1,9 @@
 package dev.tokenlease.m2m;
 
 import dev.tokenlease.m2m.AuthStore.Client;
+import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
+import dev.tokenlease.platform.http.ErrorShape;
 import dev.tokenlease.platform.http.RequestInput;
 import io.vertx.core.Future;
 import io.vertx.core.http.HttpHeaders;
@@ -37,16 +40,27 @@ public final class OAuthRoutes {
   private static final int MAX_SECRET_LENGTH = 512;
 
   /** An RFC 6749 §5.2 error. */
-  static class OAuthError extends RuntimeException {
-    final int status;
-    final String error;
+  /** Where these routes live; errors under it take {@link #ERRORS}' shape. */
+  public static final String PREFIX = "/oauth";
 
-    OAuthError(int status, String error, String description) {
-      super(description, null, false, false);
-      this.status = status;
-      this.error = error;
-    }
+  /** An RFC 6749 error: {@code error} is its code, {@code description} its {@code error_description}. */
+  static ApiException oauthError(int status, String error, String description) {
+    return new ApiException(ErrorCode.fromCode(status), description).named(error, null);
   }
+
+  /**
+   * RFC 6749 §5.2 bodies on the OAuth endpoints, never cached; a failed client authentication
+   * carries the Basic challenge. The router's own errors under /oauth read as {@code invalid_request}.
+   */
+  public static final ErrorShape ERRORS = (response, e) -> {
+    response.putHeader(HttpHeaders.CACHE_CONTROL, "no-store").putHeader("Pragma", "no-cache");
+    if (e.error() == ErrorCode.UNAUTHORIZED) {
+      response.putHeader("WWW-Authenticate", "Basic realm=\"token-service\"");
+    }
+    String error = e.code() != null ? e.code()
+        : e.error() == ErrorCode.BAD_REQUEST || e.error() == ErrorCode.PAYLOAD_TOO_LARGE ? "invalid_request" : e.error().status();
+    return new JsonObject().put("error", error).put("error_description", e.getMessage());
+  };
 
   /**
    * A client's credentials. {@code undecoded} is the Basic secret as sent when form-decoding changed
@@ -73,11 +87,11 @@ public final class OAuthRoutes {
     run(ctx, form -> {
       String grant = form.get("grant_type");
       if (grant == null) {
-        throw new OAuthError(400, "invalid_request", "Missing grant_type.");
+        throw oauthError(400, "invalid_request", "Missing grant_type.");
       }
       Credentials credentials = credentials(ctx, form);
       if (!grant.equals("client_credentials")) {
-        throw new OAuthError(400, "unsupported_grant_type", "Only grant_type=client_credentials is supported.");
+        throw oauthError(400, "unsupported_grant_type", "Only grant_type=client_credentials is supported.");
       }
       String requested = form.get("scope");
       return authenticated(credentials).compose(client -> {
@@ -122,7 +136,7 @@ public final class OAuthRoutes {
       Credentials credentials = credentials(ctx, form);
       String token = form.get("token");
       if (token == null) {
-        throw new OAuthError(400, "invalid_request", "Missing token.");
+        throw oauthError(400, "invalid_request", "Missing token.");
       }
       return authenticated(credentials).compose(client -> handler.apply(client, token));
     });
@@ -134,17 +148,17 @@ public final class OAuthRoutes {
     try {
       limit("ip:" + Guard.remote(ctx));
       answer = handler.apply(form(ctx));
-    } catch (OAuthError e) {
+    } catch (ApiException e) {
       answer = Future.failedFuture(e);
     }
     answer.onComplete(result -> {
       if (result.succeeded()) {
         noStore(ctx).setStatusCode(200).end(result.result().toBuffer());
-      } else if (result.cause() instanceof OAuthError e) {
-        writeError(ctx, e);
+      } else if (result.cause() instanceof ApiException e) {
+        ctx.fail(e);
       } else {
         LOG.error("OAuth request {} failed", ctx.request().path(), result.cause());
-        writeError(ctx, new OAuthError(503, "temporarily_unavailable", "The authorization server cannot answer now."));
+        ctx.fail(oauthError(503, "temporarily_unavailable", "The authorization server cannot answer now."));
       }
     });
   }
@@ -152,25 +166,21 @@ public final class OAuthRoutes {
   private void limit(String key) {
     long wait = auth.oauth().acquire(key);
     if (wait > 0) {
-      throw new RateLimited(wait);
+      throw rateLimited(wait);
     }
   }
 
   /** Over a rate limit: 429 with {@code Retry-After}. */
-  static final class RateLimited extends OAuthError {
-    final long seconds;
-
-    RateLimited(long seconds) {
-      super(429, "too_many_requests", "Rate limit exceeded; retry after " + seconds + " s.");
-      this.seconds = seconds;
-    }
+  static ApiException rateLimited(long seconds) {
+    return new ApiException(ErrorCode.TOO_MANY_REQUESTS, "Rate limit exceeded; retry after " + seconds + " s.", seconds)
+        .named("too_many_requests", null);
   }
 
   private Future<Client> authenticated(Credentials credentials) {
     return auth.service().authenticate(credentials.clientId(), credentials.secret(), credentials.undecoded())
         .map(client -> {
           if (client == null) {
-            throw new OAuthError(401, "invalid_client", "Client authentication failed.");
+            throw oauthError(401, "invalid_client", "Client authentication failed.");
           }
           return client;
         });
@@ -179,28 +189,28 @@ public final class OAuthRoutes {
   /** The client's credentials from exactly one of the Basic header and the form (RFC 6749 §2.3.1). */
   private Credentials credentials(RoutingContext ctx, Map<String, String> form) {
     if (ctx.request().headers().getAll(HttpHeaders.AUTHORIZATION).size() > 1) {
-      throw new OAuthError(400, "invalid_request", "Send one Authorization header.");
+      throw oauthError(400, "invalid_request", "Send one Authorization header.");
     }
     String header = ctx.request().getHeader(HttpHeaders.AUTHORIZATION);
     boolean inForm = form.containsKey("client_id") || form.containsKey("client_secret");
     Credentials credentials;
     if (header != null) {
       if (inForm) {
-        throw new OAuthError(400, "invalid_request", "Use one client authentication method: Basic or form fields, not both.");
+        throw oauthError(400, "invalid_request", "Use one client authentication method: Basic or form fields, not both.");
       }
       credentials = basic(header);
     } else if (inForm) {
       String id = form.get("client_id");
       String secret = form.get("client_secret");
       if (id == null || secret == null) {
-        throw new OAuthError(401, "invalid_client", "Both client_id and client_secret are required.");
+        throw oauthError(401, "invalid_client", "Both client_id and client_secret are required.");
       }
       credentials = new Credentials(id, secret, null);
     } else {
-      throw new OAuthError(401, "invalid_client", "Client authentication is required (HTTP Basic or form fields).");
+      throw oauthError(401, "invalid_client", "Client authentication is required (HTTP Basic or form fields).");
     }
     if (!CLIENT_ID.matcher(credentials.clientId()).matches() || credentials.secret().length() > MAX_SECRET_LENGTH) {
-      throw new OAuthError(401, "invalid_client", "Client authentication failed.");
+      throw oauthError(401, "invalid_client", "Client authentication failed.");
     }
     limit("client:" + credentials.clientId());
     return credentials;
@@ -208,7 +218,7 @@ public final class OAuthRoutes {
 
   private static Credentials basic(String header) {
     if (header.length() < 7 || !header.regionMatches(true, 0, "Basic ", 0, 6)) {
-      throw new OAuthError(401, "invalid_client", "Unsupported authentication scheme: use HTTP Basic.");
+      throw oauthError(401, "invalid_client", "Unsupported authentication scheme: use HTTP Basic.");
     }
     try {
       String decoded = new String(Base64.getDecoder().decode(header.substring(6).trim()), StandardCharsets.UTF_8);
@@ -221,7 +231,7 @@ public final class OAuthRoutes {
       String secret = formDecode(raw);
       return new Credentials(formDecode(decoded.substring(0, colon)), secret, secret.equals(raw) ? null : raw);
     } catch (IllegalArgumentException e) {
-      throw new OAuthError(401, "invalid_client", "Malformed HTTP Basic credentials.");
+      throw oauthError(401, "invalid_client", "Malformed HTTP Basic credentials.");
     }
   }
 
@@ -245,16 +255,16 @@ public final class OAuthRoutes {
     Set<String> scopes = new LinkedHashSet<>();
     String[] names = requested.split(" ", -1);
     if (names.length > MAX_SCOPES) {
-      throw new OAuthError(400, "invalid_scope", "At most " + MAX_SCOPES + " scopes may be requested.");
+      throw oauthError(400, "invalid_scope", "At most " + MAX_SCOPES + " scopes may be requested.");
     }
     for (String scope : names) {
       if (!SCOPE.matcher(scope).matches()) {
-        throw new OAuthError(400, "invalid_scope", "Malformed scope: scopes are separated by single spaces.");
+        throw oauthError(400, "invalid_scope", "Malformed scope: scopes are separated by single spaces.");
       }
       // admin implies the service's scopes, so an admin client may ask for a narrower token.
       boolean adminMay = client.scopes().contains(Principal.ADMIN) && Principal.SERVICE_SCOPES.contains(scope);
       if (!client.scopes().contains(scope) && !adminMay) {
-        throw new OAuthError(400, "invalid_scope", "Scope '" + scope + "' is not granted to this client.");
+        throw oauthError(400, "invalid_scope", "Scope '" + scope + "' is not granted to this client.");
       }
       scopes.add(scope);
     }
@@ -266,18 +276,18 @@ public final class OAuthRoutes {
     String type = ctx.request().getHeader(HttpHeaders.CONTENT_TYPE);
     String mime = type == null ? "" : type.split(";", 2)[0].trim();
     if (!mime.equalsIgnoreCase("application/x-www-form-urlencoded")) {
-      throw new OAuthError(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded.");
+      throw oauthError(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded.");
     }
     Map<String, List<String>> decoded;
     try {
       decoded = FormDecoder.decode(RequestInput.rawBody(ctx).toString(StandardCharsets.UTF_8), MAX_PARAMS);
     } catch (FormDecoder.Malformed e) {
-      throw new OAuthError(400, "invalid_request", "Malformed form body: " + e.getMessage() + ".");
+      throw oauthError(400, "invalid_request", "Malformed form body: " + e.getMessage() + ".");
     }
     Map<String, String> form = new HashMap<>();
     for (Map.Entry<String, List<String>> entry : decoded.entrySet()) {
       if (entry.getValue().size() > 1) {
-        throw new OAuthError(400, "invalid_request", "Parameter '" + printable(entry.getKey()) + "' is given more than once.");
+        throw oauthError(400, "invalid_request", "Parameter '" + printable(entry.getKey()) + "' is given more than once.");
       }
       String value = entry.getValue().get(0);
       if (!value.isEmpty()) {
@@ -299,17 +309,4 @@ public final class OAuthRoutes {
         .putHeader("Pragma", "no-cache");
   }
 
-  private static void writeError(RoutingContext ctx, OAuthError e) {
-    if (ctx.response().headWritten()) {
-      return;
-    }
-    if (e instanceof RateLimited limited) {
-      ctx.response().putHeader(HttpHeaders.RETRY_AFTER, Long.toString(limited.seconds));
-    }
-    if (e.status == 401) {
-      ctx.response().putHeader("WWW-Authenticate", "Basic realm=\"token-service\"");
-    }
-    noStore(ctx).setStatusCode(e.status)
-        .end(new JsonObject().put("error", e.error).put("error_description", e.getMessage()).toBuffer());
-  }
 }

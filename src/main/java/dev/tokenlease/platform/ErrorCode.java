@@ -7,8 +7,13 @@ package dev.tokenlease.platform;
  */
 public enum ErrorCode {
   BAD_REQUEST(400, "bad_request"),
+  UNAUTHORIZED(401, "unauthorized"),
+  FORBIDDEN(403, "forbidden"),
   NOT_FOUND(404, "not_found"),
+  METHOD_NOT_ALLOWED(405, "method_not_allowed"),
   CONFLICT(409, "conflict"),
+  PAYLOAD_TOO_LARGE(413, "payload_too_large"),
+  TOO_MANY_REQUESTS(429, "too_many_requests"),
   INTERNAL(500, "internal_server_error"),
   BAD_GATEWAY(502, "bad_gateway"),
   UNAVAILABLE(503, "unavailable"),

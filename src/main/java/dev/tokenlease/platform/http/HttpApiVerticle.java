@@ -1,13 +1,17 @@
 package dev.tokenlease.platform.http;
 
+import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Router;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -22,11 +26,14 @@ public final class HttpApiVerticle extends VerticleBase {
 
   private final int port;
   private final List<ApiRoutes> apis;
+  private final Map<String, ErrorShape> errorShapes;
   private HttpServer server;
 
-  public HttpApiVerticle(int port, List<ApiRoutes> apis) {
+  /** @param errorShapes the error body shape of each API that does not use the seed's, by path prefix */
+  public HttpApiVerticle(int port, List<ApiRoutes> apis, Map<String, ErrorShape> errorShapes) {
     this.port = port;
     this.apis = List.copyOf(apis);
+    this.errorShapes = Map.copyOf(errorShapes);
   }
 
   @Override
@@ -37,7 +44,7 @@ public final class HttpApiVerticle extends VerticleBase {
     for (ApiRoutes api : apis) {
       api.mount(vertx, router, declared);
     }
-    ApiError errors = new ApiError(declared, BODY_LIMIT);
+    ApiError errors = new ApiError(declared, BODY_LIMIT, errorShapes);
     router.route().failureHandler(errors);
     for (int status : new int[] {400, 404, 405, 413, 500}) {
       router.errorHandler(status, errors.forStatus(status));
@@ -45,11 +52,14 @@ public final class HttpApiVerticle extends VerticleBase {
     // Idle connections (half-sent requests included) are closed rather than held forever.
     server = vertx.createHttpServer(new HttpServerOptions().setPort(port).setIdleTimeout(IDLE_TIMEOUT_SECONDS))
         .requestHandler(router)
-        .invalidRequestHandler(request -> request.response()
-            .setStatusCode(400)
-            .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
-            .putHeader(HttpHeaders.CONNECTION, "close")
-            .end("{\"status\":\"bad_request\",\"message\":\"Malformed HTTP request.\"}"));
+        // A request the HTTP decoder cannot read never reaches the router: its answer is written here.
+        .invalidRequestHandler(request -> {
+          HttpServerResponse response = request.response().setStatusCode(400)
+              .putHeader(HttpHeaders.CONTENT_TYPE, "application/json")
+              .putHeader(HttpHeaders.CONNECTION, "close");
+          response.end(ErrorShape.STATUS_MESSAGE.write(response,
+              new ApiException(ErrorCode.BAD_REQUEST, "Malformed HTTP request.")).toBuffer());
+        });
     return server.listen();
   }
 
