@@ -68,6 +68,8 @@ public final class PoolVerticle extends VerticleBase {
   private WriteBehindBatcher batcher;
   private TokenPool pool;
   private long epoch;
+  /** When the claim that the database confirmed was sent: the first proof that this writer is alive. */
+  private long claimSentNanos;
   private long sweepTimer = -1;
   private long tickTimer = -1;
 
@@ -100,14 +102,13 @@ public final class PoolVerticle extends VerticleBase {
         .build();
     store = new UsageRepository(vertx, pg, config.ackTimeout().toMillis());
     lock = new InstanceLock(vertx, connectOptions);
-    long claimSent = nanoTime.getAsLong();
     return lock.take()
         .compose(v -> store.ensureTokens(config.poolSize()))
         .compose(v -> claim(CLAIM_ATTEMPTS))
         .compose(claim -> store.loadSnapshot(claim.lastGeneration(),
                 claim.blockedForMillis() > 0 ? clock.millis() + claim.blockedForMillis() : PoolChange.NO_TIME)
             .map(snapshot -> {
-              begin(snapshot, claim, claimSent);
+              begin(snapshot, claim, claimSentNanos);
               return claim;
             }))
         .compose(claim -> Future.all(consumers.stream().map(MessageConsumer::completion).toList()))
@@ -119,8 +120,9 @@ public final class PoolVerticle extends VerticleBase {
    * that died while the server was stalled; such a statement ends soon, so the claim is retried.
    */
   private Future<UsageRepository.WriterClaim> claim(int attemptsLeft) {
+    long sent = nanoTime.getAsLong();
     return store.claim(config.ackMode(), config.leaseTtl().toMillis(), config.maxLag().toMillis(),
-        GENERATIONS_RESERVED_AHEAD).recover(err -> {
+        GENERATIONS_RESERVED_AHEAD).onSuccess(claimed -> claimSentNanos = sent).recover(err -> {
           if (attemptsLeft <= 1 || !(err instanceof PgException pg && "55P03".equals(pg.getSqlState()))) {
             return Future.failedFuture(err);
           }

@@ -141,6 +141,11 @@ class RestartTest {
       long started = System.nanoTime();
       try (RunningService second = start(5, "PT1M")) {
         assertThat(Duration.ofNanos(System.nanoTime() - started)).isGreaterThan(Duration.ofSeconds(2));
+        // Healthy as soon as a write is confirmed (the claim, or the first keep-alive after it).
+        long deadline = System.currentTimeMillis() + 3_000;
+        while (second.http().get("/api/health").status() != 200 && System.currentTimeMillis() < deadline) {
+          Thread.sleep(20);
+        }
         assertThat(second.http().get("/api/health").status()).isEqualTo(200);
         assertThat(Long.parseLong(TestDatabase.query(database, "SELECT epoch FROM service_state")))
             .isEqualTo(Long.parseLong(epochBefore) + 1);
