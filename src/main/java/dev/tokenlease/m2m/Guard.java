@@ -46,7 +46,6 @@ public final class Guard {
         if (wait == 0) {
           ctx.next();
         } else {
-          ctx.response().putHeader(HttpHeaders.RETRY_AFTER, Long.toString(wait));
           tooMany(ctx, wait);
         }
         return;

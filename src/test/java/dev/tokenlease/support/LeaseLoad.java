@@ -76,12 +76,10 @@ public final class LeaseLoad implements AutoCloseable {
 
   /** A refused client waits a little, as a polite one would, so a refusing service is not spun on. */
   private static void pauseAfterRefusal(Outcome outcome) {
-    if (outcome.status() != 200) {
-      try {
-        Thread.sleep(outcome.status() == -1 ? 50 : 5);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
+    try {
+      Thread.sleep(outcome.status() == -1 ? 50 : 5);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 

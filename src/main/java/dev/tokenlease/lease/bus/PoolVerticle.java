@@ -138,7 +138,8 @@ public final class PoolVerticle extends VerticleBase {
     batcher = new WriteBehindBatcher(store, new BatchListener(), nanoTime, durable, config.batchSize(),
         config.ackTimeout().toNanos(), config.maxLag().toNanos(), config.flushInterval().toNanos(),
         claim.epoch(), claim.lastBatch(), claimSent);
-    write(pool.drainChanges(), null);
+    // Leases that ran out while the service was down: closed from the snapshot, nothing to undo.
+    write(pool.drainChanges(), null, durable ? pool.undoMark() : -1);
     serve(PoolAddresses.ACTIVATE, PoolAddresses.JSON_ACTIVATE, PoolMessages::activate, this::activate, PoolJson::grant);
     serve(PoolAddresses.RELEASE, PoolAddresses.JSON_RELEASE, PoolMessages::release, this::release, PoolJson::lease);
     serve(PoolAddresses.RENEW, PoolAddresses.JSON_RENEW, PoolMessages::renew, this::renew, PoolJson::lease);
@@ -182,7 +183,7 @@ public final class PoolVerticle extends VerticleBase {
         .compose(v -> store.stopRun(epoch, pool.lastGeneration()))
         .onSuccess(v -> LOG.info("All changes written; stopped cleanly"))
         .recover(err -> {
-          LOG.error("Stopping with {} changes unwritten: {}", batcher.pendingChanges(), describe(err));
+          LOG.error("Stopping with {} changes unwritten: {}", batcher.pendingChanges(), WriteBehindBatcher.describe(err));
           return Future.succeededFuture();
         })
         .eventually(this::closeQuietly);
@@ -308,7 +309,7 @@ public final class PoolVerticle extends VerticleBase {
 
   private <T> Future<T> history(Supplier<Future<T>> query) {
     return batcher.barrier().compose(v -> query.get()).recover(err -> Future.failedFuture(
-        new ApiException(ErrorCode.UNAVAILABLE, "Failed to process request: " + describe(err))));
+        new ApiException(ErrorCode.UNAVAILABLE, "Failed to process request: " + WriteBehindBatcher.describe(err))));
   }
 
   private PoolMessages.StatusReport status() {
@@ -326,8 +327,7 @@ public final class PoolVerticle extends VerticleBase {
   }
 
   private void sweep() {
-    pool.expireDue();
-    write(pool.drainChanges(), null);
+    read(pool::expireDue);
   }
 
   /** Why changes are refused now (the pool cannot promise to keep them), or null. */
@@ -384,20 +384,16 @@ public final class PoolVerticle extends VerticleBase {
     return new ApiException(ErrorCode.UNAVAILABLE, failure.getMessage());
   }
 
+  /** Runs an operation that changes nothing but the leases it finds expired, and queues those. */
   private <R> Future<R> read(Supplier<R> operation) {
     long mark = durable ? pool.undoMark() : -1;
     try {
-      R result = operation.get();
-      write(pool.drainChanges(), null, mark);
-      return Future.succeededFuture(result);
+      return Future.succeededFuture(operation.get());
     } catch (ApiException e) {
-      write(pool.drainChanges(), null, mark);
       return Future.failedFuture(e);
+    } finally {
+      write(pool.drainChanges(), null, mark);
     }
-  }
-
-  private void write(List<PoolChange> changes, Promise<Void> committed) {
-    write(changes, committed, durable ? pool.undoMark() : -1);
   }
 
   private void write(List<PoolChange> changes, Promise<Void> committed, long mark) {
@@ -415,7 +411,7 @@ public final class PoolVerticle extends VerticleBase {
 
     @Override
     public void committed(List<PoolChange> changes, long generationsReservedUpTo, long firstUnwrittenMark) {
-      pool.limitGenerations(Math.max(generationsReservedUpTo, 0));
+      pool.limitGenerations(generationsReservedUpTo);
       if (durable) {
         pool.forgetBefore(firstUnwrittenMark == -1 ? pool.undoMark() : firstUnwrittenMark);
       }
@@ -435,10 +431,5 @@ public final class PoolVerticle extends VerticleBase {
     public long generationsToReserve() {
       return pool.lastGeneration() + GENERATIONS_RESERVED_AHEAD;
     }
-  }
-
-  private static String describe(Throwable cause) {
-    String message = cause.getMessage();
-    return message == null || message.isBlank() ? cause.getClass().getSimpleName() : message;
   }
 }

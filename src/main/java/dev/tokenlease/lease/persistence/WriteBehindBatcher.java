@@ -373,7 +373,7 @@ public final class WriteBehindBatcher {
       Entry first = firstWaiting(current.entries.iterator());
       if (first != null && now - first.enqueuedNanos >= ackTimeoutNanos) {
         if (!current.outstanding && !current.inDoubt) {
-          undoFrom(current.entries.get(0));
+          undoFrom(first);
         } else if (now - first.enqueuedNanos >= 2 * ackTimeoutNanos) {
           for (Entry entry : current.entries) {
             if (entry.ack != null && now - entry.enqueuedNanos >= 2 * ackTimeoutNanos) {
@@ -410,21 +410,21 @@ public final class WriteBehindBatcher {
     String reason = "The database did not confirm the change within "
         + TimeUnit.NANOSECONDS.toMillis(ackTimeoutNanos) + " ms" + (failure == null ? "" : " (" + failure + ")")
         + "; nothing was changed. Try again shortly.";
-    List<Entry> undone = new ArrayList<>();
     if (current != null && current.entries.contains(from)) {
-      undone.addAll(current.entries);
+      // The batch never reached the database; what it held before the change stays to be written.
+      for (int i = current.entries.size() - 1; i >= 0; i--) {
+        pending.addFirst(current.entries.get(i));
+      }
       current = null;
-      undone.addAll(pending);
-      pending.clear();
-    } else {
-      boolean found = false;
-      for (Iterator<Entry> it = pending.iterator(); it.hasNext(); ) {
-        Entry entry = it.next();
-        found |= entry == from;
-        if (found) {
-          undone.add(entry);
-          it.remove();
-        }
+    }
+    List<Entry> undone = new ArrayList<>();
+    boolean found = false;
+    for (Iterator<Entry> it = pending.iterator(); it.hasNext(); ) {
+      Entry entry = it.next();
+      found |= entry == from;
+      if (found) {
+        undone.add(entry);
+        it.remove();
       }
     }
     listener.undoTo(from.mark);
@@ -478,7 +478,7 @@ public final class WriteBehindBatcher {
     }
   }
 
-  static String describe(Throwable cause) {
+  public static String describe(Throwable cause) {
     String message = cause.getMessage();
     return message == null || message.isBlank() ? cause.getClass().getSimpleName() : message;
   }

@@ -10,7 +10,6 @@ public interface ErrorShape {
   ErrorShape STATUS_MESSAGE = (response, e) ->
       new JsonObject().put("status", e.code() != null ? e.code() : e.error().status()).put("message", e.getMessage());
 
-
-  /** Sets the headers and returns the body of {@code e}'s answer (status and Content-Type are set by the caller). */
+  /** Sets the headers and returns the body of {@code e}'s answer; the caller sets status and Content-Type. */
   JsonObject write(HttpServerResponse response, ApiException e);
 }

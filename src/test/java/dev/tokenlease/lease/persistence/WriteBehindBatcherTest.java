@@ -200,6 +200,39 @@ class WriteBehindBatcherTest {
     }
 
     @Test
+    @DisplayName("undoes a refused batch only from its first waiting change; expiries before it are written later")
+    void undoKeepsWhatNobodyWaitsFor() {
+      WriteBehindBatcher batcher = batcher(true);
+      batcher.add(changes(1), 9, null);
+      last().answer().complete(Outcome.APPLIED);
+      Promise<Void> blocker = Promise.promise();
+      batcher.add(changes(1), 10, blocker);
+      Attempt inFlight = last();
+      List<PoolChange> expiries = changes(2);
+      batcher.add(expiries, 11, null);
+      Promise<Void> waiting = Promise.promise();
+      batcher.add(changes(1), 12, waiting);
+      inFlight.answer().complete(Outcome.APPLIED);
+      // The expiries and the waiting change now travel together, and every attempt is refused.
+      assertThat(last().changes()).hasSize(3);
+      last().answer().fail(new WriteBehindBatcher.NotSentException("refused", new RuntimeException("down")));
+      for (int i = 0; i < 200 && !waiting.future().isComplete(); i++) {
+        pass(10 * MS, batcher);
+        if (!last().answer().future().isComplete()) {
+          last().answer().fail(new WriteBehindBatcher.NotSentException("refused", new RuntimeException("down")));
+        }
+      }
+      assertThat(waiting.future().cause()).isInstanceOf(WriteBehindBatcher.RefusedException.class);
+      assertThat(undoneTo).containsExactly(12L);
+      assertThat(batcher.pendingChanges()).isEqualTo(2);
+      pass(2_000 * MS, batcher);
+      Attempt retry = last();
+      assertThat(retry.changes()).isEqualTo(expiries);
+      retry.answer().complete(Outcome.APPLIED);
+      assertThat(committed).endsWith(expiries);
+    }
+
+    @Test
     @DisplayName("keeps a batch that may have been written until the database says so: a late success is acknowledged")
     void inDoubtIsResolvedByRetry() {
       WriteBehindBatcher batcher = batcher(true);
