@@ -73,8 +73,8 @@ public final class TokenService implements AutoCloseable {
         HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), List.of(
             (vx, router, declared) -> new TokenRoutes(new PoolClient(vx), declared, guard).mount(router),
             (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),
-            (vx, router, declared) -> new OAuthRoutes(auth, declared).mount(router),
-            (vx, router, declared) -> new M2mRoutes(auth, declared, guard).mount(router)),
+            (vx, router, declared) -> new OAuthRoutes(auth, vx.eventBus(), declared).mount(router),
+            (vx, router, declared) -> new M2mRoutes(auth, vx.eventBus(), declared, guard).mount(router)),
             Map.of(OAuthRoutes.PREFIX, OAuthRoutes.ERRORS, M2mRoutes.PREFIX, M2mRoutes.ERRORS));
         synchronized (http) {
           http.add(verticle);

@@ -64,6 +64,7 @@ public final class Benchmark {
   private final List<Scenario> scenarios = new ArrayList<>();
   private final List<Scale> scales = new ArrayList<>();
   private double bearerChecksPerSecond = Double.NaN;
+  private dev.tokenlease.lease.bus.CrossingRate.Result crossing;
 
   private Benchmark(Settings settings) {
     this.settings = settings;
@@ -75,7 +76,7 @@ public final class Benchmark {
       words.addAll(List.of(arg.trim().split("\\s+")));
     }
     boolean quick = words.contains("--quick") || words.contains("quick");
-    // --only=noop,memory,durable,auth,dblock,mixed,scale runs a subset (while tuning); the default runs all.
+    // --only=noop,memory,durable,auth,crossing,dblock,mixed,scale runs a subset (while tuning); the default runs all.
     List<String> only = words.stream().filter(w -> w.startsWith("--only="))
         .flatMap(w -> List.of(w.substring(7).split(",")).stream()).toList();
     Settings settings = quick
@@ -101,6 +102,11 @@ public final class Benchmark {
     }
     if (settings.runs("auth")) {
       authenticated();
+    }
+    if (settings.runs("crossing")) {
+      log("crossing to the pool verticle: request/reply against direct completion, in one process");
+      crossing = dev.tokenlease.lease.bus.CrossingRate.measure();
+      log("  " + crossing);
     }
     if (settings.runs("dblock")) {
       dblock(activate);
@@ -392,6 +398,11 @@ public final class Benchmark {
     md.append(String.format(Locale.ROOT, "| auth/memory | %.2f | >= 0.80 |%n", ratios.get("auth/memory")));
     md.append(String.format(Locale.ROOT, "%nBearer check alone (SHA-256 + lookup, one thread): %.0f checks/s.%n",
         bearerChecksPerSecond));
+    if (crossing != null) {
+      md.append(String.format(Locale.ROOT, "Crossing to the pool verticle (in-process, %s): request/reply %.0f calls/s, "
+          + "PoolClient's direct completion %.0f calls/s (%.2fx).%n", "256 reads in flight", crossing.requestReply(),
+          crossing.direct(), crossing.ratio()));
+    }
     md.append("\n| tokens | activate rps (service, memory) | pool core activations/s | heap after GC MB | heap bytes/token | first start s | restart s |\n");
     md.append("|---:|---:|---:|---:|---:|---:|---:|\n");
     for (Scale s : scales) {
@@ -409,7 +420,9 @@ public final class Benchmark {
 
     JsonObject json = new JsonObject().put("mode", settings.name()).put("cores", cores)
         .put("java", System.getProperty("java.version")).put("seconds", took.toSeconds())
-        .put("bearerChecksPerSecond", Double.isNaN(bearerChecksPerSecond) ? null : bearerChecksPerSecond);
+        .put("bearerChecksPerSecond", Double.isNaN(bearerChecksPerSecond) ? null : bearerChecksPerSecond)
+        .put("crossing", crossing == null ? null : new JsonObject().put("requestReplyPerSecond", crossing.requestReply())
+            .put("directPerSecond", crossing.direct()));
     JsonArray scenarioJson = new JsonArray();
     scenarios.forEach(s -> scenarioJson.add(JsonObject.mapFrom(s)));
     JsonArray scaleJson = new JsonArray();

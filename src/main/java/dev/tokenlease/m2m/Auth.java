@@ -4,9 +4,12 @@ import dev.tokenlease.platform.config.AppConfig.AuthConfig;
 import java.time.Clock;
 
 /**
- * What the HTTP verticles of one process share for authentication: the in-memory set of live
- * access tokens, the rate limiters, and (once {@link AuthVerticle} has started) the service that
- * reads and writes clients and tokens.
+ * What every request's authentication reads in this process, without crossing to another
+ * verticle: the settings, the in-memory set of live access tokens (written only by
+ * {@link AuthVerticle}; read by the bearer check of every HTTP verticle, a hash and a lookup in a
+ * concurrent map) and the rate limiters (one budget per client or IP for the whole process, not one
+ * per HTTP verticle). Operations that read or write clients and tokens go to {@link AuthVerticle}
+ * as messages ({@link AuthClient}).
  */
 public final class Auth {
   private final AuthConfig config;
@@ -15,7 +18,6 @@ public final class Auth {
   private final RateLimiter general;
   private final RateLimiter oauth;
   private final String node = java.util.UUID.randomUUID().toString();
-  private volatile AuthService service;
 
   public Auth(AuthConfig config, Clock clock) {
     this.config = config;
@@ -49,17 +51,5 @@ public final class Auth {
   /** This process's id in published changes. */
   String node() {
     return node;
-  }
-
-  AuthService service() {
-    AuthService current = service;
-    if (current == null) {
-      throw new IllegalStateException("the auth service has not started");
-    }
-    return current;
-  }
-
-  void attach(AuthService service) {
-    this.service = service;
   }
 }

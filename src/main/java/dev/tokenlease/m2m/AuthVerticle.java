@@ -8,14 +8,19 @@ import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.PoolOptions;
+import dev.tokenlease.platform.LocalBus;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Starts the M2M capability: its connection pool, the bootstrap admin client from configuration,
- * and the in-memory set of live tokens (loaded from PostgreSQL, then kept current by this process's
- * own changes and those other nodes publish). A timer purges expired tokens and idle rate buckets.
+ * Owns the M2M capability: its connection pool, the bootstrap admin client from configuration, the
+ * in-memory set of live tokens (loaded from PostgreSQL, then kept current by this process's own
+ * changes and those other nodes publish), and every operation, each answered on this verticle's
+ * event loop at its {@link AuthMessages} address. A timer purges expired tokens and idle rate buckets.
  */
 public final class AuthVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(AuthVerticle.class);
@@ -25,6 +30,7 @@ public final class AuthVerticle extends VerticleBase {
   private final PgConnectOptions connectOptions;
   private Pool pg;
   private MessageConsumer<JsonObject> changes;
+  private final List<MessageConsumer<?>> operations = new ArrayList<>();
   private long timer = -1;
 
   public AuthVerticle(Auth auth, PgConnectOptions connectOptions) {
@@ -38,6 +44,7 @@ public final class AuthVerticle extends VerticleBase {
     AuthStore store = new AuthStore(pg);
     AuthService service = new AuthService(auth, store, vertx.eventBus());
     changes = vertx.eventBus().consumer(AuthService.CHANGES, message -> service.apply(message.body()));
+    AuthMessages.registerCodecs(vertx.eventBus());
     Instant now = auth.clock().instant();
     String adminId = auth.config().adminClientId();
     byte[] adminHash = adminId == null ? null : Secrets.hash(auth.config().adminClientSecret());
@@ -56,12 +63,31 @@ public final class AuthVerticle extends VerticleBase {
     }
     return bootstrap.compose(v -> changes.completion()).compose(v -> store.loadLive(now)).map(live -> {
       live.forEach(token -> auth.tokens().put(token.hashHex(), token.principal()));
-      auth.attach(service);
+      serve(service);
       timer = vertx.setPeriodic(HOUSEKEEPING_MS, id -> housekeeping());
       LOG.info("Loaded {} live M2M access token(s); authentication of the pool API is {}", live.size(),
           auth.config().required() ? "required" : "off");
       return null;
     });
+  }
+
+  /** Starts answering the routes' requests, once the live tokens are known. */
+  private void serve(AuthService service) {
+    serve(AuthMessages.AUTHENTICATE, (AuthMessages.Authenticate r) -> service.authenticate(r.clientId(), r.secret(), r.alternative()));
+    serve(AuthMessages.ISSUE, (AuthMessages.Issue r) -> service.issue(r.client(), r.scopes()));
+    serve(AuthMessages.REVOKE, (AuthMessages.Revoke r) -> service.revoke(r.caller(), r.token()));
+    serve(AuthMessages.INTROSPECT, (AuthMessages.Introspect r) -> Future.succeededFuture(service.introspect(r.caller(), r.token())));
+    serve(AuthMessages.REGISTER, (AuthMessages.Register r) -> service.register(r.name(), r.tenantId(), r.scopes(), r.actor()));
+    serve(AuthMessages.CLIENTS, (AuthMessages.ListClients r) -> service.clients(r.page(), r.limit()));
+    serve(AuthMessages.CLIENT, (AuthMessages.GetClient r) -> service.client(r.clientId()));
+    serve(AuthMessages.ROTATE_SECRET, (AuthMessages.RotateSecret r) -> service.rotateSecret(r.clientId(), r.actor()));
+    serve(AuthMessages.DELETE, (AuthMessages.Delete r) -> service.delete(r.clientId(), r.actor()));
+    serve(AuthMessages.LIST_TOKENS, (AuthMessages.ListTokens r) -> service.listTokens(r.caller(), r.clientId(), r.active(), r.page(), r.limit()));
+    serve(AuthMessages.AUDIT, (AuthMessages.ListAudit r) -> service.audit(r.event(), r.page(), r.limit()));
+  }
+
+  private <Q, R> void serve(String address, Function<Q, Future<R>> handler) {
+    operations.add(LocalBus.serve(vertx.eventBus(), address, handler));
   }
 
   private void housekeeping() {
@@ -75,7 +101,12 @@ public final class AuthVerticle extends VerticleBase {
     if (timer >= 0) {
       vertx.cancelTimer(timer);
     }
-    Future<Void> unregistered = changes == null ? Future.succeededFuture() : changes.unregister();
+    List<Future<Void>> unregistering = new ArrayList<>();
+    operations.forEach(consumer -> unregistering.add(consumer.unregister()));
+    if (changes != null) {
+      unregistering.add(changes.unregister());
+    }
+    Future<?> unregistered = Future.join(unregistering);
     return unregistered.eventually(() -> pg == null ? Future.succeededFuture() : pg.close());
   }
 }

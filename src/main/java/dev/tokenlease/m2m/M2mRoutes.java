@@ -8,6 +8,7 @@ import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.platform.http.ErrorShape;
 import dev.tokenlease.platform.http.RequestInput;
 import io.vertx.core.Future;
+import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
@@ -77,11 +78,13 @@ public final class M2mRoutes {
   }
 
   private final Auth auth;
+  private final AuthClient service;
   private final List<RequestInput.Declared> declared;
   private final Guard guard;
 
-  public M2mRoutes(Auth auth, List<RequestInput.Declared> declared, Guard guard) {
+  public M2mRoutes(Auth auth, EventBus bus, List<RequestInput.Declared> declared, Guard guard) {
     this.auth = auth;
+    this.service = new AuthClient(bus);
     this.declared = declared;
     this.guard = guard;
   }
@@ -120,7 +123,7 @@ public final class M2mRoutes {
         throw invalid("tenantId 'system' is reserved for the bootstrap admin");
       }
       List<String> scopes = scopes(body.getValue("scopes"));
-      return auth.service().register(name.strip(), tenant, scopes, caller).map(registered -> {
+      return service.register(name.strip(), tenant, scopes, caller).map(registered -> {
         ctx.response().setStatusCode(201);
         return client(registered.client()).put("clientSecret", registered.secret());
       });
@@ -132,7 +135,7 @@ public final class M2mRoutes {
       JsonObject query = query(ctx, false, "page", "limit");
       int page = page(query, M2mRoutes::invalid);
       int limit = limit(query, M2mRoutes::invalid);
-      return auth.service().clients(page, limit).map(result -> {
+      return service.clients(page, limit).map(result -> {
         JsonArray items = new JsonArray();
         result.items().forEach(c -> items.add(client(c)));
         return paged("clients", items, result.total(), page, limit);
@@ -143,7 +146,7 @@ public final class M2mRoutes {
   private void client(RoutingContext ctx) {
     run(ctx, Principal.ADMIN, false, caller -> {
       String clientId = clientId(ctx);
-      return auth.service().client(clientId).map(client -> {
+      return service.client(clientId).map(client -> {
         if (client == null) {
           throw clientNotFound(clientId);
         }
@@ -159,7 +162,7 @@ public final class M2mRoutes {
         throw m2mError(409, "CONFLICT", "Cannot delete the bootstrap admin",
             "It comes from TOKENS_ADMIN_CLIENT_ID / TOKENS_ADMIN_CLIENT_SECRET; change those instead");
       }
-      return auth.service().delete(clientId, caller).map(revoked -> {
+      return service.delete(clientId, caller).map(revoked -> {
         if (revoked == null) {
           throw clientNotFound(clientId);
         }
@@ -175,7 +178,7 @@ public final class M2mRoutes {
         throw m2mError(409, "CONFLICT", "Cannot rotate the bootstrap admin's secret",
             "It comes from TOKENS_ADMIN_CLIENT_SECRET; change that and restart");
       }
-      return auth.service().rotateSecret(clientId, caller).map(secret -> {
+      return service.rotateSecret(clientId, caller).map(secret -> {
         if (secret == null) {
           throw clientNotFound(clientId);
         }
@@ -202,7 +205,7 @@ public final class M2mRoutes {
       }
       int page = page(query, M2mRoutes::listError);
       int limit = limit(query, M2mRoutes::listError);
-      return auth.service().listTokens(caller, clientId, active, page, limit).map(result -> {
+      return service.listTokens(caller, clientId, active, page, limit).map(result -> {
         JsonArray items = new JsonArray();
         for (AuthStore.Listed token : result.items()) {
           items.add(new JsonObject()
@@ -229,7 +232,7 @@ public final class M2mRoutes {
       }
       int page = page(query, M2mRoutes::invalid);
       int limit = limit(query, M2mRoutes::invalid);
-      return auth.service().audit(event, page, limit).map(result -> {
+      return service.audit(event, page, limit).map(result -> {
         JsonArray items = new JsonArray();
         for (AuthStore.AuditEvent e : result.items()) {
           items.add(new JsonObject()

@@ -6,6 +6,7 @@ import dev.tokenlease.platform.ErrorCode;
 import dev.tokenlease.platform.http.ErrorShape;
 import dev.tokenlease.platform.http.RequestInput;
 import io.vertx.core.Future;
+import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
@@ -70,10 +71,12 @@ public final class OAuthRoutes {
   private record Credentials(String clientId, String secret, String undecoded) {}
 
   private final Auth auth;
+  private final AuthClient service;
   private final List<RequestInput.Declared> declared;
 
-  public OAuthRoutes(Auth auth, List<RequestInput.Declared> declared) {
+  public OAuthRoutes(Auth auth, EventBus bus, List<RequestInput.Declared> declared) {
     this.auth = auth;
+    this.service = new AuthClient(bus);
     this.declared = declared;
   }
 
@@ -96,7 +99,7 @@ public final class OAuthRoutes {
       String requested = form.get("scope");
       return authenticated(credentials).compose(client -> {
         List<String> scopes = scopes(requested, client);
-        return auth.service().issue(client, scopes).map(issued -> new JsonObject()
+        return service.issue(client, scopes).map(issued -> new JsonObject()
             .put("access_token", issued.accessToken())
             .put("token_type", "Bearer")
             .put("expires_in", auth.config().tokenTtl().toSeconds())
@@ -107,16 +110,15 @@ public final class OAuthRoutes {
 
   private void revoke(RoutingContext ctx) {
     // token_type_hint is optional and only a hint (RFC 7009 §2.1): every token here is an access token.
-    withToken(ctx, (client, token) -> auth.service().revoke(client, token).map(v -> new JsonObject()));
+    withToken(ctx, (client, token) -> service.revoke(client, token).map(v -> new JsonObject()));
   }
 
   private void introspect(RoutingContext ctx) {
-    withToken(ctx, (client, token) -> {
-      Principal principal = auth.service().introspect(client, token);
+    withToken(ctx, (client, token) -> service.introspect(client, token).map(principal -> {
       if (principal == null) {
-        return Future.succeededFuture(new JsonObject().put("active", false));
+        return new JsonObject().put("active", false);
       }
-      return Future.succeededFuture(new JsonObject()
+      return new JsonObject()
           .put("active", true)
           .put("scope", String.join(" ", new java.util.TreeSet<>(principal.scopes())))
           .put("client_id", principal.clientId())
@@ -125,8 +127,8 @@ public final class OAuthRoutes {
           .put("iat", principal.issuedAt().getEpochSecond())
           .put("sub", principal.clientId())
           .put("jti", principal.tokenId().toString())
-          .put("tenant_id", principal.tenantId()));
-    });
+          .put("tenant_id", principal.tenantId());
+    }));
   }
 
   /** Revocation and introspection: an authenticated client and the {@code token} it asks about. */
@@ -177,7 +179,7 @@ public final class OAuthRoutes {
   }
 
   private Future<Client> authenticated(Credentials credentials) {
-    return auth.service().authenticate(credentials.clientId(), credentials.secret(), credentials.undecoded())
+    return service.authenticate(credentials.clientId(), credentials.secret(), credentials.undecoded())
         .map(client -> {
           if (client == null) {
             throw oauthError(401, "invalid_client", "Client authentication failed.");

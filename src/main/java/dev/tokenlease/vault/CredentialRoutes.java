@@ -1,11 +1,11 @@
 package dev.tokenlease.vault;
 
 import dev.tokenlease.m2m.Guard;
+import dev.tokenlease.platform.LocalBus;
 import dev.tokenlease.platform.http.RequestInput;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.eventbus.EventBus;
-import io.vertx.core.eventbus.Message;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.json.JsonObject;
@@ -103,6 +103,6 @@ public final class CredentialRoutes {
   }
 
   private <R> Future<R> call(String address, Object request) {
-    return bus.<R>request(address, request).map(Message::body);
+    return LocalBus.request(bus, address, request);
   }
 }

@@ -2,13 +2,13 @@ package dev.tokenlease.vault;
 
 import dev.tokenlease.platform.ApiException;
 import dev.tokenlease.platform.ErrorCode;
+import dev.tokenlease.platform.LocalBus;
 import dev.tokenlease.platform.LocalRecordCodec;
 import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.vault.CredentialMessages.Info;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.EventBus;
-import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.json.JsonObject;
 import io.vertx.pgclient.PgBuilder;
@@ -176,29 +176,11 @@ public final class CredentialsVerticle extends VerticleBase {
     }
   }
 
+  /** Answers {@code address} while the vault is open; 503 with the reason while it is locked. */
   private <Q, R> MessageConsumer<Q> serve(String address, Function<Q, Future<R>> handler) {
-    return vertx.eventBus().<Q>localConsumer(address, msg -> {
-      Future<R> result;
-      try {
-        result = cipher == null
-            ? Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE, lockReason))
-            : handler.apply(msg.body());
-      } catch (ApiException e) {
-        result = Future.failedFuture(e);
-      }
-      result.onComplete(done -> reply(msg, done.succeeded() ? done.result() : null, done.cause()));
-    });
-  }
-
-  private static void reply(Message<?> msg, Object result, Throwable failure) {
-    if (failure == null) {
-      msg.reply(result);
-    } else if (failure instanceof ApiException e) {
-      msg.fail(e.error().code(), e.getMessage());
-    } else {
-      LOG.error("Vault operation on {} failed: {}", msg.address(), failure.getMessage());
-      msg.fail(ErrorCode.INTERNAL.code(), "Failed to process request: " + failure.getMessage());
-    }
+    return LocalBus.serve(vertx.eventBus(), address, (Q request) -> cipher == null
+        ? Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE, lockReason))
+        : handler.apply(request));
   }
 
   private static <T> Future<T> found(Future<T> lookup) {

@@ -10,6 +10,7 @@ import dev.tokenlease.lease.persistence.UsageRepository;
 import dev.tokenlease.lease.persistence.WriteBehindBatcher;
 import dev.tokenlease.platform.ApiException;
 import dev.tokenlease.platform.ErrorCode;
+import dev.tokenlease.platform.LocalBus;
 import dev.tokenlease.platform.config.AckMode;
 import dev.tokenlease.platform.config.AppConfig;
 import io.vertx.core.Future;
@@ -223,7 +224,7 @@ public final class PoolVerticle extends VerticleBase {
       } else {
         @SuppressWarnings("unchecked")
         Q request = (Q) msg.body();
-        respond(msg, handler.apply(request), Function.identity());
+        LocalBus.reply(msg, handler.apply(request));
       }
     }));
     consumers.add(bus.<Object>consumer(json, msg -> {

@@ -84,8 +84,8 @@ public final class ApiError implements Handler<RoutingContext> {
         ErrorCode error = ErrorCode.fromCode(e.failureCode());
         write(ctx, error.code(), new ApiException(error, e.getMessage()));
       }
-      case TIMEOUT -> write(ctx, 503, new ApiException(ErrorCode.UNAVAILABLE, "The token pool did not answer in time; try again."));
-      default -> write(ctx, 503, new ApiException(ErrorCode.UNAVAILABLE, "The token pool is not running."));
+      case TIMEOUT -> write(ctx, 503, new ApiException(ErrorCode.UNAVAILABLE, "The service did not answer in time; try again."));
+      default -> write(ctx, 503, new ApiException(ErrorCode.UNAVAILABLE, "The service is starting or stopping; try again shortly."));
     }
   }
 
