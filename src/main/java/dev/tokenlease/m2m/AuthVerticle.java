@@ -4,11 +4,10 @@ import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.json.JsonObject;
-import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.sqlclient.Pool;
-import io.vertx.sqlclient.PoolOptions;
 import dev.tokenlease.platform.LocalBus;
+import dev.tokenlease.platform.db.SharedPool;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -40,7 +39,7 @@ public final class AuthVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    pg = PgBuilder.pool().with(new PoolOptions().setMaxSize(2)).connectingTo(connectOptions).using(vertx).build();
+    pg = SharedPool.handle(vertx, connectOptions);
     AuthStore store = new AuthStore(pg);
     AuthService service = new AuthService(auth, store, vertx.eventBus());
     changes = vertx.eventBus().consumer(AuthService.CHANGES, message -> service.apply(message.body()));

@@ -3,6 +3,7 @@ package dev.tokenlease.m2m;
 import dev.tokenlease.m2m.AuthStore.Client;
 import dev.tokenlease.platform.ApiException;
 import dev.tokenlease.platform.ErrorCode;
+import dev.tokenlease.platform.Paging;
 import dev.tokenlease.platform.Timestamps;
 import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.platform.http.ErrorShape;
@@ -138,7 +139,7 @@ public final class M2mRoutes {
       return service.clients(page, limit).map(result -> {
         JsonArray items = new JsonArray();
         result.items().forEach(c -> items.add(client(c)));
-        return paged("clients", items, result.total(), page, limit);
+        return Paging.page("clients", items, result.total(), page, limit);
       });
     });
   }
@@ -218,7 +219,7 @@ public final class M2mRoutes {
               .put("expiresAt", time(token.expiresAt()))
               .put("active", token.active()));
         }
-        return paged("tokens", items, result.total(), page, limit);
+        return Paging.page("tokens", items, result.total(), page, limit);
       });
     });
   }
@@ -244,7 +245,7 @@ public final class M2mRoutes {
               .put("tenantId", e.tenantId())
               .put("details", e.details()));
         }
-        return paged("events", items, result.total(), page, limit);
+        return Paging.page("events", items, result.total(), page, limit);
       });
     });
   }
@@ -398,11 +399,6 @@ public final class M2mRoutes {
         .put("createdAt", time(client.createdAt()))
         .put("secretRotatedAt", time(client.secretRotatedAt()))
         .put("bootstrap", client.bootstrap());
-  }
-
-  private static JsonObject paged(String field, JsonArray items, long total, int page, int limit) {
-    return new JsonObject().put(field, items).put("total", total).put("page", page)
-        .put("totalPages", (total + limit - 1) / limit);
   }
 
   private static String time(Instant instant) {

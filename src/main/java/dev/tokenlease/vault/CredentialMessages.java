@@ -2,6 +2,7 @@ package dev.tokenlease.vault;
 
 import dev.tokenlease.platform.ApiException;
 import dev.tokenlease.platform.ErrorCode;
+import dev.tokenlease.platform.Paging;
 import dev.tokenlease.platform.JsonInput;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -301,9 +302,7 @@ public final class CredentialMessages {
   public static JsonObject page(Page page) {
     JsonArray items = new JsonArray();
     page.credentials().forEach(c -> items.add(info(c)));
-    long totalPages = (page.total() + page.limit() - 1) / page.limit();
-    return new JsonObject().put("credentials", items).put("total", page.total()).put("page", page.page())
-        .put("totalPages", totalPages);
+    return Paging.page("credentials", items, page.total(), page.page(), page.limit());
   }
 
   public static JsonObject value(Value v) {

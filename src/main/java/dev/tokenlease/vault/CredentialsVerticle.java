@@ -3,6 +3,7 @@ package dev.tokenlease.vault;
 import dev.tokenlease.platform.ApiException;
 import dev.tokenlease.platform.ErrorCode;
 import dev.tokenlease.platform.LocalBus;
+import dev.tokenlease.platform.db.SharedPool;
 import dev.tokenlease.platform.LocalRecordCodec;
 import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.vault.CredentialMessages.Info;
@@ -11,10 +12,8 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.json.JsonObject;
-import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.sqlclient.Pool;
-import io.vertx.sqlclient.PoolOptions;
 import io.vertx.sqlclient.Row;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
@@ -67,7 +66,7 @@ public final class CredentialsVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    pg = PgBuilder.pool().with(new PoolOptions().setMaxSize(2)).connectingTo(connectOptions).using(vertx).build();
+    pg = SharedPool.handle(vertx, connectOptions);
     repository = new CredentialRepository(pg);
     provider = new ProviderClient(vertx, config.providerTimeout());
     EventBus bus = vertx.eventBus();
