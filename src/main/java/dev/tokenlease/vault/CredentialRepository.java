@@ -9,6 +9,7 @@ import io.vertx.sqlclient.Pool;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.Tuple;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
@@ -39,9 +40,12 @@ final class CredentialRepository {
       byte[] refreshToken, Long refreshTokenKey) {}
 
   private final Pool pg;
+  /** TOKENS_VAULT_ROTATION_WINDOW in seconds: what a status and a next attempt are computed against. */
+  private final double windowSeconds;
 
-  CredentialRepository(Pool pg) {
+  CredentialRepository(Pool pg, Duration rotationWindow) {
     this.pg = pg;
+    this.windowSeconds = rotationWindow.toMillis() / 1000.0;
   }
 
   Future<Info> create(NewCredential c) {
@@ -57,14 +61,15 @@ final class CredentialRepository {
   }
 
   Future<Info> get(UUID id) {
-    return pg.preparedQuery(CredentialSql.GET).execute(Tuple.of(id))
+    return pg.preparedQuery(CredentialSql.GET).execute(Tuple.of(id, windowSeconds))
         .map(rows -> rows.size() == 0 ? null : info(rows.iterator().next()));
   }
 
   Future<CredentialMessages.Page> list(CredentialMessages.ListQuery q) {
     OffsetDateTime windowEnd = q.expiringWithin() == null ? null : time(Instant.now().plus(q.expiringWithin()));
-    Tuple filters = Tuple.of(q.service(), q.environment(), q.status(), windowEnd);
-    Tuple paged = Tuple.of(q.service(), q.environment(), q.status(), windowEnd, q.limit(), (q.page() - 1) * q.limit());
+    Tuple filters = Tuple.of(q.service(), q.environment(), q.status(), windowEnd, windowSeconds);
+    Tuple paged = Tuple.of(q.service(), q.environment(), q.status(), windowEnd, windowSeconds, q.limit(),
+        (q.page() - 1) * q.limit());
     return pg.preparedQuery(CredentialSql.COUNT).execute(filters).compose(count ->
         pg.preparedQuery(CredentialSql.LIST).execute(paged).map(rows -> {
           List<Info> items = new ArrayList<>(rows.size());
@@ -110,17 +115,9 @@ final class CredentialRepository {
             : event(conn, id, "retired", null, null, null).map(true)));
   }
 
-  Future<List<UUID>> markExpiring(java.time.Duration window) {
-    return pg.preparedQuery(CredentialSql.MARK_EXPIRING).execute(Tuple.of(window.toSeconds()))
-        .map(rows -> {
-          List<UUID> ids = new ArrayList<>();
-          rows.forEach(row -> ids.add(row.getUUID("id")));
-          return ids;
-        });
-  }
-
-  Future<List<UUID>> due(java.time.Duration window, int limit) {
-    return pg.preparedQuery(CredentialSql.DUE).execute(Tuple.of(window.toSeconds(), limit)).map(rows -> {
+  /** Up to {@code limit} credentials whose next scheduled attempt is due. */
+  Future<List<UUID>> due(int limit) {
+    return pg.preparedQuery(CredentialSql.DUE).execute(Tuple.of(windowSeconds, limit)).map(rows -> {
       List<UUID> ids = new ArrayList<>();
       rows.forEach(row -> ids.add(row.getUUID("id")));
       return ids;

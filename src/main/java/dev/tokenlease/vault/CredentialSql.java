@@ -4,12 +4,56 @@ package dev.tokenlease.vault;
 final class CredentialSql {
   private CredentialSql() {}
 
-  static final String METADATA_COLUMNS = """
-      c.id, c.service, c.environment, c.status, c.current_version, c.expires_at, c.token_url, c.grant_type,
-      c.client_id, c.scope, c.client_secret IS NOT NULL AS has_client_secret,
-      c.refresh_token IS NOT NULL AS has_refresh_token, c.rotation_attempts, c.next_attempt_at, c.last_error,
-      c.last_refreshed, c.last_used, c.usage_count, c.failure_count, c.response_count, c.avg_response_ms,
-      c.created_at, c.updated_at""";
+  /** A credential the vault still serves and renews: its stored status is the lifecycle, not the clock. */
+  private static final String LIVE = "c.status IN ('active', 'expiring')";
+
+  /**
+   * When a credential enters the refresh window: {@code window} seconds (TOKENS_VAULT_ROTATION_WINDOW)
+   * before its value expires, or half-way through the value's lifetime when that is later, so that a
+   * provider issuing one-hour tokens under a 24-hour window is refreshed at half-life rather than on
+   * every run.
+   */
+  private static String windowStart(String window) {
+    return "(c.expires_at - LEAST(" + window + "::double precision * interval '1 second',"
+        + " (c.expires_at - coalesce(c.last_refreshed, c.created_at)) / 2))";
+  }
+
+  /**
+   * When the schedule takes a live, refreshable credential: the retry time a failed attempt set
+   * (after its backoff, inside the window or not), otherwise the time it enters the window. The
+   * schedule's {@link #DUE} and the {@code next_attempt_at} callers read are this one expression.
+   */
+  private static String scheduledAt(String window) {
+    return "coalesce(c.next_attempt_at, " + windowStart(window) + ")";
+  }
+
+  /**
+   * The status as of now, not as of the last run of the schedule: a live credential is
+   * {@code expiring} once it is inside the refresh window (or its value has expired), {@code active}
+   * before; {@code failed} and {@code retired} are as stored.
+   */
+  private static String status(String window) {
+    return "CASE WHEN " + LIVE + " THEN CASE WHEN " + windowStart(window) + " <= now() THEN 'expiring' ELSE 'active' END"
+        + " ELSE c.status END";
+  }
+
+  /**
+   * The next time the schedule will try a rotation, never in the past (a due one reads as now: the
+   * next run takes it); null when the schedule will not try (not refreshable, failed, retired).
+   */
+  private static String nextAttempt(String window) {
+    return "CASE WHEN " + LIVE + " AND c.token_url IS NOT NULL THEN greatest(now(), " + scheduledAt(window) + ") END";
+  }
+
+  /** What callers see of a credential; {@code window} is the parameter holding the window in seconds. */
+  private static String metadataColumns(String window) {
+    return """
+        c.id, c.service, c.environment, %s AS status, c.current_version, c.expires_at, c.token_url, c.grant_type,
+        c.client_id, c.scope, c.client_secret IS NOT NULL AS has_client_secret,
+        c.refresh_token IS NOT NULL AS has_refresh_token, c.rotation_attempts, %s AS next_attempt_at, c.last_error,
+        c.last_refreshed, c.last_used, c.usage_count, c.failure_count, c.response_count, c.avg_response_ms,
+        c.created_at, c.updated_at""".formatted(status(window), nextAttempt(window));
+  }
 
   static final String INSERT_CREDENTIAL = """
       INSERT INTO credentials (id, service, environment, status, current_version, expires_at, token_url, grant_type,
@@ -26,18 +70,25 @@ final class CredentialSql {
       INSERT INTO credential_events (credential_id, type, version, attempt, detail) VALUES ($1, $2, $3, $4, $5)
       """;
 
-  static final String GET = "SELECT " + METADATA_COLUMNS + " FROM credentials c WHERE c.id = $1";
+  /** {@code $2} is the refresh window in seconds. */
+  static final String GET = "SELECT " + metadataColumns("$2") + " FROM credentials c WHERE c.id = $1";
 
-  /** Filters are optional (null); {@code $4} is the end of the expiry window. */
+  /**
+   * Filters are optional (null); {@code $3} is compared with the status as of now, {@code $4} is the
+   * end of the {@code expiring_within} horizon, {@code $5} the refresh window in seconds. The horizon
+   * alone keeps active and expiring credentials whose value expires by then; with
+   * {@code status=expiring} it takes the place of the refresh window as the horizon of "expiring"
+   * (the same list); with another status it narrows that status to values expiring by then.
+   */
   static final String LIST_WHERE = """
        WHERE ($1::text IS NULL OR c.service = $1)
          AND ($2::text IS NULL OR c.environment = $2)
-         AND ($3::text IS NULL OR c.status = $3)
-         AND ($4::timestamptz IS NULL OR (c.expires_at <= $4 AND c.status IN ('active', 'expiring')))
-      """;
+         AND ($3::text IS NULL OR %1$s = $3 OR ($3 = 'expiring' AND $4::timestamptz IS NOT NULL AND %2$s))
+         AND ($4::timestamptz IS NULL OR (c.expires_at <= $4 AND ($3::text IS NOT NULL OR %2$s)))
+      """.formatted(status("$5"), LIVE);
 
-  static final String LIST = "SELECT " + METADATA_COLUMNS + " FROM credentials c" + LIST_WHERE
-      + " ORDER BY c.created_at DESC, c.id LIMIT $5 OFFSET $6";
+  static final String LIST = "SELECT " + metadataColumns("$5") + " FROM credentials c" + LIST_WHERE
+      + " ORDER BY c.created_at DESC, c.id LIMIT $6 OFFSET $7";
 
   static final String COUNT = "SELECT count(*) AS n FROM credentials c" + LIST_WHERE;
 
@@ -82,31 +133,17 @@ final class CredentialSql {
       """;
 
   /**
-   * Inside the look-ahead window: within {@code $1} seconds of expiry, or within half its lifetime
-   * when that is shorter, so that a provider issuing one-hour tokens under a 24-hour window is
-   * refreshed at half-life rather than on every run.
+   * Live refreshable credentials whose next attempt is due ({@code $1} is the refresh window in
+   * seconds): the same time {@code next_attempt_at} shows, so what callers read is what the schedule
+   * does.
    */
-  private static final String IN_WINDOW = " expires_at <= now()"
-      + " + LEAST($1::double precision * interval '1 second', (expires_at - coalesce(last_refreshed, created_at)) / 2)";
-
-  /** Marks credentials entering the look-ahead window as expiring. */
-  static final String MARK_EXPIRING = """
-      UPDATE credentials SET status = 'expiring', updated_at = now()
-       WHERE status = 'active' AND """ + IN_WINDOW + """
-
-      RETURNING id
-      """;
-
-  /** Refreshable credentials inside the window whose next attempt is due. */
   static final String DUE = """
-      SELECT id FROM credentials
-       WHERE status IN ('active', 'expiring') AND token_url IS NOT NULL AND """ + IN_WINDOW + """
-
-         AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-         AND (rotating_until IS NULL OR rotating_until < now())
-       ORDER BY expires_at
+      SELECT c.id FROM credentials c
+       WHERE %s AND c.token_url IS NOT NULL AND %s <= now()
+         AND (c.rotating_until IS NULL OR c.rotating_until < now())
+       ORDER BY c.expires_at
        LIMIT $2
-      """;
+      """.formatted(LIVE, scheduledAt("$1"));
 
   /**
    * Claims a credential for one rotation (across instances too); returns what the rotation needs.

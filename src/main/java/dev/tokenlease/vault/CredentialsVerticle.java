@@ -67,7 +67,7 @@ public final class CredentialsVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     pg = SharedPool.handle(vertx, connectOptions);
-    repository = new CredentialRepository(pg);
+    repository = new CredentialRepository(pg, config.rotationWindow());
     provider = new ProviderClient(vertx, config.providerTimeout());
     EventBus bus = vertx.eventBus();
     LocalRecordCodec.registerAll(bus, CredentialMessages.Create.class, CredentialMessages.ListQuery.class,
@@ -236,13 +236,15 @@ public final class CredentialsVerticle extends VerticleBase {
     });
   }
 
-  /** The periodic job: mark what enters the window as expiring, rotate what is due. */
+  /**
+   * The periodic job: rotate what is due (inside the window, or a failed attempt's retry time has
+   * come). It writes no status: {@code expiring} is computed from the clock when a credential is read.
+   */
   private void rotateDue() {
     if (cipher == null) {
       return;
     }
-    repository.markExpiring(config.rotationWindow())
-        .compose(expiring -> repository.due(config.rotationWindow(), ROTATIONS_PER_TICK))
+    repository.due(ROTATIONS_PER_TICK)
         .onSuccess(due -> due.stream().filter(id -> !rotating.contains(id)).forEach(id ->
             rotate(id).onFailure(err -> LOG.debug("Scheduled rotation of {} did not succeed: {}", id, err.getMessage()))))
         .onFailure(err -> LOG.error("Rotation check failed: {}", err.getMessage()));

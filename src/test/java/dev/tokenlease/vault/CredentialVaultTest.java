@@ -70,9 +70,30 @@ class CredentialVaultTest {
   }
 
   private void restart(String keysetJson) throws Exception {
+    restart(keysetJson, new JsonObject());
+  }
+
+  private void restart(String keysetJson, JsonObject extra) throws Exception {
     service.close();
     service = null;
-    service = start(keysetJson, new JsonObject());
+    service = start(keysetJson, extra);
+  }
+
+  private JsonObject info(String id) {
+    return http.get("/api/credentials/" + id).json();
+  }
+
+  private List<String> listed(String query) {
+    JsonObject page = http.get("/api/credentials?" + query).json();
+    List<String> ids = new ArrayList<>();
+    page.getJsonArray("credentials").forEach(c -> ids.add(((JsonObject) c).getString("id")));
+    assertThat(page.getLong("total")).as(query).isEqualTo(ids.size());
+    return ids;
+  }
+
+  private static Instant instant(JsonObject info, String field) {
+    String time = info.getString(field);
+    return time == null ? null : Instant.parse(time);
   }
 
   private JsonObject create(String service, String value, Instant expiresAt, boolean refreshable) {
@@ -235,20 +256,113 @@ class CredentialVaultTest {
 
   @Test
   @DisplayName("a credential whose refresh failed for good keeps being served until its value expires")
-  void failedButUnexpiredIsServed() {
+  void failedButUnexpiredIsServed() throws Exception {
+    // The schedule retries a failed operator's rotation after the backoff: a long one keeps it out of the way here.
+    restart(keyset, new JsonObject().put("TOKENS_VAULT_ROTATION_BACKOFF", "PT1M"));
     provider.mode(FakeProvider.Mode.REJECT);
     String value = "still-working-" + UUID.randomUUID();
     String id = create("parkmobile", value, Instant.now().plusSeconds(86_400 * 3), true).getString("id");
     for (int attempt = 0; attempt < 3; attempt++) {
       assertThat(http.post("/api/credentials/" + id + "/rotate", "").status()).isEqualTo(502);
     }
-    assertThat(http.get("/api/credentials/" + id).json().getString("status")).isEqualTo("failed");
+    assertThat(provider.calls()).isEqualTo(3);
+    assertThat(info(id).getString("status")).isEqualTo("failed");
+    // The schedule no longer retries a failed credential, and says so.
+    assertThat(info(id).getString("next_attempt_at")).isNull();
 
     Response served = current("parkmobile");
     assertThat(served.status()).as(served.toString()).isEqualTo(200);
     assertThat(served.json().getString("value")).isEqualTo(value);
     assertThat(served.headers().firstValue("cache-control")).hasValue("no-store");
     assertThat(http.get("/api/credentials/" + id).json().getLong("usage_count")).isEqualTo(1);
+  }
+
+  @Test
+  @DisplayName("status is computed from the clock; expiring_within lists what expires by then and widens status=expiring")
+  void statusFollowsTheClock() {
+    // The README's example: a credential expiring in two hours, just created, none of it written by the schedule.
+    JsonObject created = create("parkmobile", "two-hours", Instant.now().plusSeconds(2 * 3600), true);
+    String id = created.getString("id");
+    assertThat(listed("service=parkmobile&status=expiring&expiring_within=PT24H&page=1&limit=20")).containsExactly(id);
+    assertThat(listed("service=parkmobile&expiring_within=PT24H")).containsExactly(id);
+    assertThat(listed("service=parkmobile&status=active&expiring_within=PT24H")).containsExactly(id);
+    assertThat(listed("service=parkmobile&status=expiring&expiring_within=PT1H")).isEmpty();
+    assertThat(listed("service=parkmobile&expiring_within=PT1H")).isEmpty();
+    // A two-hour value is refreshed half-way through its life: it is active for its first hour, and says so.
+    assertThat(created.getString("status")).isEqualTo("active");
+    assertThat(listed("service=parkmobile&status=active")).containsExactly(id);
+    assertThat(listed("service=parkmobile&status=expiring")).isEmpty();
+
+    // Once inside the window it is expiring at once, in its own status and in the filter, with no run of the
+    // schedule in between (a credential without refresh settings, which the schedule never touches).
+    String plain = create("plain", "no-refresh", Instant.now().plusSeconds(2 * 3600), false).getString("id");
+    assertThat(info(plain).getString("status")).isEqualTo("active");
+    TestDatabase.execute(database, "UPDATE credentials SET created_at = now() - interval '3 hours' WHERE id = '"
+        + plain + "'");
+    assertThat(info(plain).getString("status")).isEqualTo("expiring");
+    assertThat(listed("service=plain&status=expiring")).containsExactly(plain);
+    assertThat(listed("service=plain&status=active")).isEmpty();
+    assertThat(TestDatabase.query(database, "SELECT status FROM credentials WHERE id = '" + plain + "'"))
+        .isEqualTo("active");
+    // The window follows TOKENS_VAULT_ROTATION_WINDOW (24 h) for a long-lived value: three days out is active.
+    String later = create("later", "three-days", Instant.now().plusSeconds(86_400 * 3), false).getString("id");
+    assertThat(listed("service=later&status=active")).containsExactly(later);
+    assertThat(listed("service=later&status=expiring&expiring_within=P4D")).containsExactly(later);
+
+    // failed and retired are as stored; expiring_within alone leaves them out, with their status it narrows them.
+    TestDatabase.execute(database, "UPDATE credentials SET status = 'failed' WHERE id = '" + later + "'");
+    assertThat(info(later).getString("status")).isEqualTo("failed");
+    assertThat(listed("service=later&expiring_within=P4D")).isEmpty();
+    assertThat(listed("service=later&status=expiring&expiring_within=P4D")).isEmpty();
+    assertThat(listed("service=later&status=failed&expiring_within=P4D")).containsExactly(later);
+    assertThat(listed("service=later&status=failed&expiring_within=P1D")).isEmpty();
+    http.post("/api/credentials/" + plain + "/retire", "");
+    assertThat(listed("service=plain&status=retired")).containsExactly(plain);
+    assertThat(listed("service=plain&status=expiring")).isEmpty();
+    assertThat(listed("service=plain&expiring_within=PT24H")).isEmpty();
+  }
+
+  @Test
+  @DisplayName("next_attempt_at is when the schedule will try: window entry, a failed rotation's retry time, or null")
+  void nextAttemptIsTruthful() throws Exception {
+    restart(keyset, new JsonObject().put("TOKENS_VAULT_ROTATION_BACKOFF", "PT2S"));
+    // Fresh and outside the window: the schedule first tries when it enters the window, 24 h before expiry.
+    JsonObject created = create("parkmobile", "first", Instant.now().plusSeconds(86_400 * 3), true);
+    String id = created.getString("id");
+    assertThat(instant(created, "next_attempt_at")).isEqualTo(instant(created, "expires_at").minusSeconds(86_400));
+    // Not refreshable: the schedule never tries it.
+    assertThat(create("plain", "v", Instant.now().plusSeconds(86_400 * 3), false).getString("next_attempt_at")).isNull();
+
+    provider.mode(FakeProvider.Mode.REJECT);
+    Response failed = http.post("/api/credentials/" + id + "/rotate", "");
+    assertThat(failed.status()).isEqualTo(502);
+    assertThat(failed.json()).isEqualTo(new JsonObject().put("status", "bad_gateway")
+        .put("message", "Rotation failed: token endpoint answered 400 (invalid_grant)"));
+    Instant answered = Instant.now();
+    JsonObject afterFailure = info(id);
+    Instant next = instant(afterFailure, "next_attempt_at");
+    // The backoff's retry time, in the future (shown in whole seconds, so within a second of now + 2 s).
+    assertThat(next).isAfter(answered).isBefore(answered.plusSeconds(3));
+    assertThat(afterFailure.getString("status")).isEqualTo("active");
+    assertThat(afterFailure.getInteger("rotation_attempts")).isEqualTo(1);
+    assertThat(provider.calls()).isEqualTo(1);
+
+    // The schedule honours it: the retry comes at or after next_attempt_at (and not long after), and succeeds.
+    provider.mode(FakeProvider.Mode.ISSUE);
+    eventually(() -> info(id).getInteger("version") == 2, 8_000);
+    Instant retried = provider.callTimes().get(1);
+    assertThat(retried).isAfterOrEqualTo(next).isBefore(next.plusSeconds(3));
+    assertThat(provider.calls()).isEqualTo(2);
+
+    // Rotated: the new one-hour value is next tried half-way through its life.
+    JsonObject rotated = info(id);
+    assertThat(rotated.getInteger("rotation_attempts")).isZero();
+    Instant halfLife = instant(rotated, "expires_at").minusSeconds(1_800);
+    assertThat(instant(rotated, "next_attempt_at")).isBetween(halfLife.minusSeconds(2), halfLife.plusSeconds(2));
+
+    // Retired: never again.
+    http.post("/api/credentials/" + id + "/retire", "");
+    assertThat(info(id).getString("next_attempt_at")).isNull();
   }
 
   @Test

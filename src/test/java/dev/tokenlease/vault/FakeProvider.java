@@ -3,6 +3,7 @@ package dev.tokenlease.vault;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -21,6 +22,7 @@ final class FakeProvider implements AutoCloseable {
   private final List<String> issued = new ArrayList<>();
   private final List<String> requests = new ArrayList<>();
   private final List<String> authorizations = new ArrayList<>();
+  private final List<Instant> callTimes = new ArrayList<>();
   private volatile Mode mode = Mode.ISSUE;
   private volatile int failuresBeforeSuccess;
   private volatile long slowMillis = 1_000;
@@ -28,8 +30,10 @@ final class FakeProvider implements AutoCloseable {
 
   FakeProvider() throws Exception {
     server = vertx.createHttpServer().requestHandler(request -> request.body().onSuccess(body -> {
+      Instant at = Instant.now();
       int call = calls.incrementAndGet();
       synchronized (this) {
+        callTimes.add(at);
         requests.add(body.toString());
         authorizations.add(String.valueOf(request.getHeader("Authorization")));
       }
@@ -91,6 +95,11 @@ final class FakeProvider implements AutoCloseable {
 
   synchronized List<String> requests() {
     return List.copyOf(requests);
+  }
+
+  /** When each call arrived, in order. */
+  synchronized List<Instant> callTimes() {
+    return List.copyOf(callTimes);
   }
 
   synchronized List<String> authorizations() {
