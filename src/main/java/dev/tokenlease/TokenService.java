@@ -14,6 +14,9 @@ import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.platform.config.ConfigException;
 import dev.tokenlease.platform.db.EmbeddedDatabase;
 import dev.tokenlease.platform.db.Migrations;
+import dev.tokenlease.platform.http.ApiDocs;
+import dev.tokenlease.platform.http.ApiRoutes;
+import dev.tokenlease.platform.http.ErrorShape;
 import dev.tokenlease.platform.http.HttpApiVerticle;
 import dev.tokenlease.vault.CredentialRoutes;
 import dev.tokenlease.vault.CredentialsVerticle;
@@ -38,6 +41,10 @@ import org.slf4j.LoggerFactory;
 public final class TokenService implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(TokenService.class);
   private static final Duration STEP_TIMEOUT = Duration.ofSeconds(60);
+
+  /** The error body shape of each API that does not use the seed's {@code {status, message}}. */
+  static final Map<String, ErrorShape> ERROR_SHAPES =
+      Map.of(OAuthRoutes.PREFIX, OAuthRoutes.ERRORS, M2mRoutes.PREFIX, M2mRoutes.ERRORS);
 
   private final Vertx vertx;
   private final EmbeddedDatabase embedded;
@@ -67,15 +74,10 @@ public final class TokenService implements AutoCloseable {
       deployments.add(await(vertx.deployVerticle(new CredentialsVerticle(config.vault(), connect))));
       Auth auth = new Auth(config.auth(), java.time.Clock.systemUTC());
       deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));
+      ApiDocs docs = ApiDocs.load();
       List<HttpApiVerticle> http = new ArrayList<>();
       deployments.add(await(vertx.deployVerticle(() -> {
-        Guard guard = new Guard(auth);
-        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), List.of(
-            (vx, router, declared) -> new TokenRoutes(new PoolClient(vx), declared, guard).mount(router),
-            (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),
-            (vx, router, declared) -> new OAuthRoutes(auth, vx.eventBus(), declared).mount(router),
-            (vx, router, declared) -> new M2mRoutes(auth, vx.eventBus(), declared, guard).mount(router)),
-            Map.of(OAuthRoutes.PREFIX, OAuthRoutes.ERRORS, M2mRoutes.PREFIX, M2mRoutes.ERRORS));
+        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), apis(auth, docs), ERROR_SHAPES);
         synchronized (http) {
           http.add(verticle);
         }
@@ -88,6 +90,17 @@ public final class TokenService implements AutoCloseable {
       new TokenService(vertx, embedded, deployments, -1).close();
       throw e;
     }
+  }
+
+  /** Every API the HTTP verticles serve, for one verticle instance (each has its own guard). */
+  static List<ApiRoutes> apis(Auth auth, ApiDocs docs) {
+    Guard guard = new Guard(auth);
+    return List.of(
+        (vx, router, declared) -> new TokenRoutes(new PoolClient(vx), declared, guard).mount(router),
+        (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),
+        (vx, router, declared) -> new OAuthRoutes(auth, vx.eventBus(), declared).mount(router),
+        (vx, router, declared) -> new M2mRoutes(auth, vx.eventBus(), declared, guard).mount(router),
+        docs);
   }
 
   /** A keyset that Tink cannot read stops start-up like any bad setting, without echoing it. */
