@@ -8,6 +8,7 @@ import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.Route;
 import io.vertx.ext.web.Router;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,6 +28,7 @@ public final class HttpApiVerticle extends VerticleBase {
   private final int port;
   private final List<ApiRoutes> apis;
   private final Map<String, ErrorShape> errorShapes;
+  private Router router;
   private HttpServer server;
 
   /** @param errorShapes the error body shape of each API that does not use the seed's, by path prefix */
@@ -38,7 +40,7 @@ public final class HttpApiVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    Router router = Router.router(vertx);
+    router = Router.router(vertx);
     router.route().handler(new JsonBodyHandler(BODY_LIMIT));
     List<RequestInput.Declared> declared = new ArrayList<>();
     for (ApiRoutes api : apis) {
@@ -67,6 +69,11 @@ public final class HttpApiVerticle extends VerticleBase {
   public Future<?> stop() {
     // Lets requests in flight finish before the pool and persistence stop behind us.
     return server.shutdown(10, TimeUnit.SECONDS);
+  }
+
+  /** The routes this instance serves, once started: the test that holds them against the API document reads them. */
+  public List<Route> routes() {
+    return router.getRoutes();
   }
 
   /** The port actually bound (useful when configured as 0). */
