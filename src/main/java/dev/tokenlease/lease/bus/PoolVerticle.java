@@ -5,7 +5,7 @@ import dev.tokenlease.lease.core.PoolSnapshot;
 import dev.tokenlease.lease.core.TokenPool;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
-import dev.tokenlease.lease.persistence.InstanceLock;
+import dev.tokenlease.lease.persistence.PoolStore;
 import dev.tokenlease.lease.persistence.UsageRepository;
 import dev.tokenlease.lease.persistence.WriteBehindBatcher;
 import dev.tokenlease.platform.ApiException;
@@ -16,18 +16,15 @@ import dev.tokenlease.platform.config.AppConfig;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.eventbus.ReplyFailure;
 import io.vertx.core.json.JsonObject;
-import io.vertx.core.net.NetClientOptions;
-import io.vertx.pgclient.PgBuilder;
 import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.PgException;
-import io.vertx.sqlclient.Pool;
-import io.vertx.sqlclient.PoolOptions;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -58,14 +55,12 @@ public final class PoolVerticle extends VerticleBase {
   private static final Duration SHUTDOWN_FLUSH_LIMIT = Duration.ofSeconds(15);
 
   private final AppConfig config;
-  private final PgConnectOptions connectOptions;
+  private final Function<Vertx, PoolStore> storeFactory;
   private final Clock clock;
   private final LongSupplier nanoTime;
   private final boolean durable;
   private final List<MessageConsumer<?>> consumers = new ArrayList<>();
-  private Pool pg;
-  private InstanceLock lock;
-  private UsageRepository store;
+  private PoolStore store;
   private WriteBehindBatcher batcher;
   private TokenPool pool;
   private long epoch;
@@ -75,12 +70,18 @@ public final class PoolVerticle extends VerticleBase {
   private long tickTimer = -1;
 
   public PoolVerticle(AppConfig config, PgConnectOptions connectOptions) {
-    this(config, connectOptions, Clock.systemUTC(), System::nanoTime);
+    this(config, vertx -> UsageRepository.open(vertx, connectOptions, config.pgPoolSize(), config.ackTimeout().toMillis()),
+        Clock.systemUTC(), System::nanoTime);
   }
 
-  PoolVerticle(AppConfig config, PgConnectOptions connectOptions, Clock clock, LongSupplier nanoTime) {
+  /**
+   * @param storeFactory makes the pool's store once the verticle has its Vert.x instance (the unit
+   *     test passes one in memory)
+   * @param nanoTime a monotonic clock, as {@link System#nanoTime()}
+   */
+  PoolVerticle(AppConfig config, Function<Vertx, PoolStore> storeFactory, Clock clock, LongSupplier nanoTime) {
     this.config = config;
-    this.connectOptions = connectOptions;
+    this.storeFactory = storeFactory;
     this.clock = clock;
     this.nanoTime = nanoTime;
     this.durable = config.ackMode() == AckMode.DURABLE;
@@ -88,22 +89,8 @@ public final class PoolVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    PgConnectOptions options = new PgConnectOptions(connectOptions).setCachePreparedStatements(true)
-        // A generic plan made while usages was small seq-scans it for every batch once it is large
-        // (throughput fell by half within a minute); a custom plan sees the table as it is now.
-        .addProperty("plan_cache_mode", "force_custom_plan")
-        // A batch waits for the writer row only behind a late attempt of its own; give up and retry.
-        .addProperty("lock_timeout", "1000");
-    pg = PgBuilder.pool()
-        // A connection that cannot be had soon is a failed attempt (certainly not written), not a hang.
-        .with(new PoolOptions().setMaxSize(config.pgPoolSize()).setConnectionTimeout(2).setConnectionTimeoutUnit(TimeUnit.SECONDS))
-        .with(new NetClientOptions().setConnectTimeout(2_000))
-        .connectingTo(options)
-        .using(vertx)
-        .build();
-    store = new UsageRepository(vertx, pg, config.ackTimeout().toMillis());
-    lock = new InstanceLock(vertx, connectOptions);
-    return lock.take()
+    store = storeFactory.apply(vertx);
+    return store.takeInstanceLock()
         .compose(v -> store.ensureTokens(config.poolSize()))
         .compose(v -> claim(CLAIM_ATTEMPTS))
         .compose(claim -> store.loadSnapshot(claim.lastGeneration(),
@@ -120,7 +107,7 @@ public final class PoolVerticle extends VerticleBase {
    * Takes over as the writer. The writer row can still be locked by a late statement of a process
    * that died while the server was stalled; such a statement ends soon, so the claim is retried.
    */
-  private Future<UsageRepository.WriterClaim> claim(int attemptsLeft) {
+  private Future<PoolStore.WriterClaim> claim(int attemptsLeft) {
     long sent = nanoTime.getAsLong();
     return store.claim(config.ackMode(), config.leaseTtl().toMillis(), config.maxLag().toMillis(),
         GENERATIONS_RESERVED_AHEAD).onSuccess(claimed -> claimSentNanos = sent).recover(err -> {
@@ -132,7 +119,7 @@ public final class PoolVerticle extends VerticleBase {
         });
   }
 
-  private void begin(PoolSnapshot snapshot, UsageRepository.WriterClaim claim, long claimSent) {
+  private void begin(PoolSnapshot snapshot, PoolStore.WriterClaim claim, long claimSent) {
     epoch = claim.epoch();
     pool = new TokenPool(snapshot, config.leaseTtl(), clock, nanoTime, durable);
     pool.limitGenerations(claim.reservedUpTo());
@@ -204,9 +191,7 @@ public final class PoolVerticle extends VerticleBase {
     if (tickTimer != -1) {
       vertx.cancelTimer(tickTimer);
     }
-    Future<Void> locked = lock == null ? Future.succeededFuture() : lock.close();
-    return Future.join(locked, pg == null ? Future.succeededFuture() : pg.close()).<Void>mapEmpty()
-        .recover(err -> Future.succeededFuture());
+    return store == null ? Future.succeededFuture() : store.close();
   }
 
   /**
@@ -324,7 +309,8 @@ public final class PoolVerticle extends VerticleBase {
       degraded = "The database has confirmed no write for " + sinceConfirmed + " ms.";
     }
     return new PoolMessages.StatusReport(pool.size(), pool.activeCount(), pool.availableCount(),
-        pool.lastGeneration(), batcher.pendingChanges(), lag, sinceConfirmed, batcher.failure(), lock.held(), degraded);
+        pool.lastGeneration(), batcher.pendingChanges(), lag, sinceConfirmed, batcher.failure(), store.instanceLockHeld(),
+        degraded);
   }
 
   private void sweep() {
@@ -333,7 +319,7 @@ public final class PoolVerticle extends VerticleBase {
 
   /** Why changes are refused now (the pool cannot promise to keep them), or null. */
   private String refusal() {
-    if (!lock.held()) {
+    if (!store.instanceLockHeld()) {
       return "Lost the database session that makes this the only instance; changes wait until it is back.";
     }
     String refusal = batcher.refusal();

@@ -9,9 +9,13 @@ import dev.tokenlease.platform.config.ConfigException;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.net.NetClientOptions;
+import io.vertx.pgclient.PgBuilder;
+import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.PgException;
 import io.vertx.sqlclient.Cursor;
 import io.vertx.sqlclient.Pool;
+import io.vertx.sqlclient.PoolOptions;
 import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
 import io.vertx.sqlclient.SqlConnection;
@@ -26,22 +30,68 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.TimeUnit;
 
-/** Reads and writes tokens and usages through the reactive PostgreSQL client. */
-public final class UsageRepository implements WriteBehindBatcher.BatchStore {
+/**
+ * Reads and writes tokens and usages through the reactive PostgreSQL client, and holds the
+ * instance lock that makes this the only service instance on the database.
+ */
+public final class UsageRepository implements PoolStore {
   private static final int LOAD_FETCH_SIZE = 10_000;
 
   private final Vertx vertx;
   private final Pool pg;
+  private final InstanceLock lock;
   private final long attemptTimeoutMillis;
 
-  public UsageRepository(Vertx vertx, Pool pg, long attemptTimeoutMillis) {
+  private UsageRepository(Vertx vertx, Pool pg, InstanceLock lock, long attemptTimeoutMillis) {
     this.vertx = vertx;
     this.pg = pg;
+    this.lock = lock;
     this.attemptTimeoutMillis = attemptTimeoutMillis;
   }
 
-  /** Creates tokens until the table holds {@code poolSize}; refuses to shrink. */
+  /**
+   * The pool's store on the database at {@code connectOptions}. Connects lazily: nothing is
+   * contacted before {@link #takeInstanceLock()}.
+   *
+   * @param connections the most connections the pool's statements use at once
+   * @param attemptTimeoutMillis how long one batch attempt may wait for the server's answer
+   */
+  public static UsageRepository open(Vertx vertx, PgConnectOptions connectOptions, int connections,
+      long attemptTimeoutMillis) {
+    PgConnectOptions options = new PgConnectOptions(connectOptions).setCachePreparedStatements(true)
+        // A generic plan made while usages was small seq-scans it for every batch once it is large
+        // (throughput fell by half within a minute); a custom plan sees the table as it is now.
+        .addProperty("plan_cache_mode", "force_custom_plan")
+        // A batch waits for the writer row only behind a late attempt of its own; give up and retry.
+        .addProperty("lock_timeout", "1000");
+    Pool pg = PgBuilder.pool()
+        // A connection that cannot be had soon is a failed attempt (certainly not written), not a hang.
+        .with(new PoolOptions().setMaxSize(connections).setConnectionTimeout(2).setConnectionTimeoutUnit(TimeUnit.SECONDS))
+        .with(new NetClientOptions().setConnectTimeout(2_000))
+        .connectingTo(options)
+        .using(vertx)
+        .build();
+    return new UsageRepository(vertx, pg, new InstanceLock(vertx, connectOptions), attemptTimeoutMillis);
+  }
+
+  @Override
+  public Future<Void> takeInstanceLock() {
+    return lock.take();
+  }
+
+  @Override
+  public boolean instanceLockHeld() {
+    return lock.held();
+  }
+
+  @Override
+  public Future<Void> close() {
+    return Future.join(lock.close(), pg.close()).<Void>mapEmpty().recover(err -> Future.succeededFuture());
+  }
+
+  @Override
   public Future<Void> ensureTokens(int poolSize) {
     return pg.query(Sql.COUNT_TOKENS).execute().compose(rows -> {
       Row row = rows.iterator().next();
@@ -63,20 +113,11 @@ public final class UsageRepository implements WriteBehindBatcher.BatchStore {
   }
 
   /**
-   * What this process starts from as the pool's writer.
-   *
-   * @param lastGeneration no generation at or below it may be handed out again
-   * @param reservedUpTo generations up to this are reserved for this run
-   * @param blockedForMillis how long activations must wait (after an unclean stop in memory mode,
-   *     until every acknowledgment that may have been lost has expired); 0 for none
-   */
-  public record WriterClaim(long epoch, long lastBatch, long lastGeneration, long reservedUpTo, long blockedForMillis) {}
-
-  /**
    * Takes over as the only writer (a new epoch) and reads what the previous run proves: after an
    * unclean stop in memory mode, every acknowledgment it may have lost was given within
    * {@code max_lag} of its last confirmed write, so it has expired one lease TTL after that.
    */
+  @Override
   public Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead) {
     return pg.withTransaction(conn -> conn.query(Sql.READ_WRITER).execute().compose(rows ->
         conn.query(Sql.MAX_GENERATION).execute().compose(generations -> {
@@ -115,11 +156,12 @@ public final class UsageRepository implements WriteBehindBatcher.BatchStore {
     return a == null ? b : b == null || a.isAfter(b) ? a : b;
   }
 
-  /** Marks the run as stopped cleanly: every change is written, nothing was lost. */
+  @Override
   public Future<Void> stopRun(long epoch, long lastGeneration) {
     return pg.preparedQuery(Sql.STOP_RUN).execute(Tuple.of(epoch, lastGeneration)).mapEmpty();
   }
 
+  @Override
   public Future<PoolSnapshot> loadSnapshot(long lastGeneration, long activationsBlockedUntil) {
     return pg.withTransaction(conn -> loadTokens(conn).compose(tokens ->
         conn.query(Sql.LOAD_OPEN_LEASES).execute().map(leaseRows -> {
@@ -274,6 +316,7 @@ public final class UsageRepository implements WriteBehindBatcher.BatchStore {
     return value == PoolChange.NO_TIME ? null : value;
   }
 
+  @Override
   public Future<History.TokenUsageList> tokenUsages(UUID tokenId) {
     return pg.preparedQuery(Sql.TOKEN_USAGES).execute(Tuple.of(tokenId)).map(rows -> {
       List<History.Usage> usages = new ArrayList<>(rows.size());
@@ -284,6 +327,7 @@ public final class UsageRepository implements WriteBehindBatcher.BatchStore {
     });
   }
 
+  @Override
   public Future<History.UserUsagePage> userUsages(History.UserUsages query) {
     Tuple params = Tuple.of(query.userId(), offset(query.from()), offset(query.to()),
         query.beforeGeneration(), query.limit() + 1);
