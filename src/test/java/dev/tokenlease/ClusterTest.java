@@ -5,11 +5,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.tokenlease.lease.bus.PoolAddresses;
 import dev.tokenlease.platform.ClusterSupport;
 import dev.tokenlease.platform.config.AppConfig;
+import dev.tokenlease.support.Eventually;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
 import io.vertx.core.Vertx;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.json.JsonObject;
+import java.time.Duration;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
@@ -66,10 +68,7 @@ class ClusterTest {
             .json().getString("access_token");
         service.http().request("POST", "/oauth/revoke", "token=" + token,
             "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic " + basic);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (authChanges.size() < 2 && System.nanoTime() < deadline) {
-          Thread.sleep(20);
-        }
+        Eventually.await("two auth changes on the other node", Duration.ofSeconds(30), () -> authChanges.size() >= 2);
         assertThat(authChanges).extracting(c -> c.getString("type")).containsExactly("issued", "revoked");
         assertThat(authChanges.get(1).getJsonArray("hashes")).containsExactly(authChanges.get(0).getString("hash"));
         assertThat(authChanges.toString()).doesNotContain(token).doesNotContain(adminSecret);

@@ -2,6 +2,7 @@ package dev.tokenlease.lease.persistence;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.tokenlease.support.Eventually;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
@@ -9,6 +10,7 @@ import io.vertx.core.json.JsonObject;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
+import java.time.Duration;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -63,9 +65,11 @@ class DurabilityTest {
           // Every session but the one holding the instance lock (losing that refuses changes up front).
           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'"
               + " AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')");
-      // Let the client notice its pooled connections are gone: a statement sent on one the server had
-      // already closed would be in doubt (see the fault suite), not certainly refused.
-      Thread.sleep(500);
+      // Wait until the service has noticed its pooled connections are gone and a write (the keep-alive
+      // sent every quarter of the lag bound) was refused for want of a new one: a statement sent on a
+      // connection the server had already closed would be in doubt (see the fault suite), not refused.
+      Eventually.await("the service to see writes refused", Duration.ofSeconds(10), () -> String.valueOf(
+          http.get("/api/health").json().getString("reason")).startsWith("The database is not accepting writes"));
 
       String refusedUser = UUID.randomUUID().toString();
       Http.Response failed = http.post("/api/tokens/activate", new JsonObject().put("user_id", refusedUser).encode());
@@ -88,11 +92,7 @@ class DurabilityTest {
       assertThat(http.get("/api/tokens").status()).isEqualTo(200);
 
       TestDatabase.execute(TestDatabase.adminUrl(), "ALTER DATABASE " + name + " ALLOW_CONNECTIONS true");
-      long deadline = System.currentTimeMillis() + 15_000;
-      while (http.get("/api/health").status() != 200 && System.currentTimeMillis() < deadline) {
-        Thread.sleep(100);
-      }
-      assertThat(http.get("/api/health").status()).isEqualTo(200);
+      Eventually.await("health back to 200", Duration.ofSeconds(15), () -> http.get("/api/health").status() == 200);
       JsonObject grant = http.activate(UUID.randomUUID().toString());
       assertThat(grant.getLong("generation")).isPositive();
       assertThat(http.get("/api/users/" + UUID.randomUUID() + "/usages").status()).isEqualTo(200);
@@ -126,10 +126,7 @@ class DurabilityTest {
       JsonObject token = http.get("/api/tokens/" + released.getString("token_id")).json();
       assertThat(token.getString("current_user_id")).isEqualTo(user);
       blocker.rollback();
-      long deadline = System.currentTimeMillis() + 10_000;
-      while (http.get("/api/health").status() != 200 && System.currentTimeMillis() < deadline) {
-        Thread.sleep(50);
-      }
+      Eventually.await("health back to 200", Duration.ofSeconds(10), () -> http.get("/api/health").status() == 200);
       assertThat(http.post("/api/tokens/" + kept.getString("token_id") + "/renew",
           new JsonObject().put("user_id", kept.getString("user_id")).encode()).status()).isEqualTo(200);
       // Nothing of the refused release reached the database.
@@ -148,16 +145,12 @@ class DurabilityTest {
         PreparedStatement usage = conn.prepareStatement("SELECT count(*) FROM usages WHERE generation = ?")) {
       JsonObject grant = service.http().activate(UUID.randomUUID().toString());
       usage.setLong(1, grant.getLong("generation"));
-      long deadline = System.currentTimeMillis() + 2_000;
-      long found = 0;
-      while (found == 0 && System.currentTimeMillis() < deadline) {
+      Eventually.await("the usage written", Duration.ofSeconds(2), () -> {
         try (ResultSet rows = usage.executeQuery()) {
           rows.next();
-          found = rows.getLong(1);
+          return rows.getLong(1) == 1;
         }
-        Thread.sleep(10);
-      }
-      assertThat(found).isEqualTo(1);
+      });
     }
   }
 
@@ -177,9 +170,9 @@ class DurabilityTest {
       assertThat(refused.json().getString("status")).isEqualTo("unavailable");
       assertThat(refused.json().getString("message")).startsWith("The pool is recovering from an unclean stop");
       assertThat(Integer.parseInt(refused.header("Retry-After"))).isBetween(1, 3);
-      Thread.sleep(3_200);
-      assertThat(service.http().post("/api/tokens/activate",
-          new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status()).isEqualTo(200);
+      // Each refused attempt changes nothing, so trying until one is taken is harmless.
+      Eventually.await("activations to resume", Duration.ofSeconds(10), () -> service.http().post("/api/tokens/activate",
+          new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status() == 200);
     }
     // Durable mode never waits: nothing acknowledged can have been lost.
     TestDatabase.execute(database, "UPDATE service_state SET running = true, ack_mode = 'durable', marked_at = now()");

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.tokenlease.platform.config.ConfigException;
+import dev.tokenlease.support.Eventually;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
@@ -13,7 +14,12 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DisplayName;
@@ -86,6 +92,7 @@ class RestartTest {
     try (RunningService first = start(5, "PT2S")) {
       grant = first.http().activate(user);
     }
+    // Deliberate: the lease (TTL 2 s) must run out on the real clock while no service runs to see it.
     Thread.sleep(2_500);
     try (RunningService second = start(5, "PT2S")) {
       Http http = second.http();
@@ -129,28 +136,37 @@ class RestartTest {
       try (var st = late.createStatement()) {
         st.execute("SELECT * FROM service_state FOR UPDATE");
       }
-      Thread release = new Thread(() -> {
+      String latePid;
+      try (var st = late.createStatement(); var rows = st.executeQuery("SELECT pg_backend_pid()")) {
+        rows.next();
+        latePid = rows.getString(1);
+      }
+      // The late statement ends only once start-up has been seen blocked by it twice, by two
+      // statements: its claim gave up at the lock timeout and was tried again.
+      String blocked = "SELECT string_agg(pid || '@' || query_start, ',') FROM pg_stat_activity"
+          + " WHERE " + latePid + " = ANY(pg_blocking_pids(pid))";
+      Set<String> claimsSeenBlocked = ConcurrentHashMap.newKeySet();
+      CompletableFuture<Void> release = CompletableFuture.runAsync(() -> {
         try {
-          Thread.sleep(2_500);
+          Eventually.await("start-up to claim twice against the locked row", Duration.ofSeconds(30), () -> {
+            String now = TestDatabase.query(database, blocked);
+            if (now != null) {
+              claimsSeenBlocked.addAll(List.of(now.split(",")));
+            }
+            return claimsSeenBlocked.size() >= 2;
+          });
           late.rollback();
         } catch (Exception e) {
-          throw new IllegalStateException(e);
+          throw new CompletionException(e);
         }
       });
-      release.start();
-      long started = System.nanoTime();
       try (RunningService second = start(5, "PT1M")) {
-        assertThat(Duration.ofNanos(System.nanoTime() - started)).isGreaterThan(Duration.ofSeconds(2));
+        release.get(30, TimeUnit.SECONDS);
         // Healthy as soon as a write is confirmed (the claim, or the first keep-alive after it).
-        long deadline = System.currentTimeMillis() + 3_000;
-        while (second.http().get("/api/health").status() != 200 && System.currentTimeMillis() < deadline) {
-          Thread.sleep(20);
-        }
-        assertThat(second.http().get("/api/health").status()).isEqualTo(200);
+        Eventually.await("health 200", Duration.ofSeconds(3), () -> second.http().get("/api/health").status() == 200);
         assertThat(Long.parseLong(TestDatabase.query(database, "SELECT epoch FROM service_state")))
             .isEqualTo(Long.parseLong(epochBefore) + 1);
       }
-      release.join();
     }
   }
 
@@ -183,7 +199,8 @@ class RestartTest {
         }
       }
       assertThat(taken).as("the test session took the lock").isTrue();
-      Thread.sleep(300);
+      Eventually.await("the service to notice it lost the lock", Duration.ofSeconds(5),
+          () -> "lost".equals(http.get("/api/health").json().getString("instance_lock")));
       Http.Response refused = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode());
       assertThat(refused.status()).isEqualTo(503);
       assertThat(refused.json().getString("status")).isEqualTo("unavailable");
@@ -192,13 +209,9 @@ class RestartTest {
       try (var st = intruder.createStatement()) {
         st.execute("SELECT pg_advisory_unlock(" + Sql.INSTANCE_LOCK_KEY + ")");
       }
-      deadline = System.currentTimeMillis() + 10_000;
-      int status = 0;
-      while (status != 200 && System.currentTimeMillis() < deadline) {
-        Thread.sleep(200);
-        status = http.post("/api/tokens/activate", new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status();
-      }
-      assertThat(status).isEqualTo(200);
+      // Each refused attempt changes nothing, so trying until one is taken is harmless.
+      Eventually.await("changes taken again", Duration.ofSeconds(10), () -> http.post("/api/tokens/activate",
+          new JsonObject().put("user_id", UUID.randomUUID().toString()).encode()).status() == 200);
     }
   }
 }

@@ -2,6 +2,7 @@ package dev.tokenlease.lease.routes;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.tokenlease.support.Eventually;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
@@ -67,7 +68,6 @@ class LeaseLifecycleTest {
     String[] tokens = new String[3];
     for (int i = 0; i < 3; i++) {
       tokens[i] = http.activate(users[i]).getString("token_id");
-      Thread.sleep(5);
     }
     String newcomer = newUser();
     JsonObject grant = http.activate(newcomer);
@@ -94,10 +94,9 @@ class LeaseLifecycleTest {
     JsonObject token = http.get("/api/tokens/" + tokenId).json();
     Instant activatedAt = Instant.parse(token.getString("activated_at"));
 
-    Thread.sleep(TTL.toMillis() + 150);
-
-    JsonObject after = http.get("/api/tokens/" + tokenId).json();
-    assertThat(after.getString("state")).isEqualTo("available");
+    // Reading the token retires its lease once the TTL has passed: no sweep runs (its interval is an hour).
+    JsonObject after = Eventually.until("the lease to run out", TTL.plusSeconds(5),
+        () -> http.get("/api/tokens/" + tokenId).json(), t -> "available".equals(t.getString("state")));
     assertThat(after.getValue("current_user_id")).isNull();
     assertThat(Instant.parse(after.getString("released_at"))).isEqualTo(activatedAt.plus(TTL));
     assertThat(http.get("/api/tokens?state=active").array("tokens")).isEmpty();
@@ -124,6 +123,7 @@ class LeaseLifecycleTest {
   void renewAndRelease() throws Exception {
     String user = newUser();
     String tokenId = http.activate(user).getString("token_id");
+    // Deliberate, both: the renewal comes 1.2 s into the 2 s lease, and the check 2.4 s in, past its first TTL.
     Thread.sleep(1_200);
     assertThat(http.post("/api/tokens/" + tokenId + "/renew", new JsonObject().put("user_id", user).encode()).status())
         .isEqualTo(200);
