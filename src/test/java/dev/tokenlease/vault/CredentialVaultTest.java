@@ -6,6 +6,7 @@ import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
 import dev.tokenlease.support.Http.Response;
+import dev.tokenlease.support.Eventually;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
@@ -14,6 +15,7 @@ import io.vertx.core.json.JsonObject;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.Statement;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -22,7 +24,6 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.DisplayName;
@@ -111,16 +112,6 @@ class CredentialVaultTest {
 
   private Response current(String service) {
     return http.get("/api/credentials/current?service=" + service + "&environment=production");
-  }
-
-  private static void eventually(BooleanSupplier condition, long millis) throws InterruptedException {
-    long deadline = System.currentTimeMillis() + millis;
-    while (!condition.getAsBoolean()) {
-      if (System.currentTimeMillis() > deadline) {
-        throw new AssertionError("condition not met within " + millis + " ms");
-      }
-      Thread.sleep(50);
-    }
   }
 
   @Test
@@ -213,7 +204,8 @@ class CredentialVaultTest {
   void scheduledRotation() throws Exception {
     Instant expiry = Instant.now().plusSeconds(4);
     JsonObject created = create("parkmobile", "soon-expiring", expiry, true);
-    eventually(() -> http.get("/api/credentials/" + created.getString("id")).json().getInteger("version") == 2, 4_000);
+    Eventually.await("version 2", Duration.ofSeconds(4),
+        () -> http.get("/api/credentials/" + created.getString("id")).json().getInteger("version") == 2);
     assertThat(Instant.now()).isBefore(expiry);
     assertThat(current("parkmobile").json().getString("value")).isEqualTo(provider.issued().get(0));
   }
@@ -224,7 +216,7 @@ class CredentialVaultTest {
     provider.failFirst(2);
     JsonObject created = create("parkmobile", "retry-me", Instant.now().plusSeconds(4), true);
     String id = created.getString("id");
-    eventually(() -> http.get("/api/credentials/" + id).json().getInteger("version") == 2, 6_000);
+    Eventually.await("version 2", Duration.ofSeconds(6), () -> http.get("/api/credentials/" + id).json().getInteger("version") == 2);
     JsonObject info = http.get("/api/credentials/" + id).json();
     assertThat(info.getString("status")).isEqualTo("active");
     assertThat(info.getInteger("rotation_attempts")).isZero();
@@ -239,13 +231,14 @@ class CredentialVaultTest {
     provider.mode(FakeProvider.Mode.REJECT);
     JsonObject created = create("parkmobile", "doomed", Instant.now().plusSeconds(4), true);
     String id = created.getString("id");
-    eventually(() -> "failed".equals(http.get("/api/credentials/" + id).json().getString("status")), 6_000);
+    Eventually.await("status failed", Duration.ofSeconds(6),
+        () -> "failed".equals(http.get("/api/credentials/" + id).json().getString("status")));
     JsonObject info = http.get("/api/credentials/" + id).json();
     assertThat(info.getInteger("rotation_attempts")).isEqualTo(3);
     assertThat(info.getString("last_error")).isEqualTo("token endpoint answered 400 (invalid_grant)");
     assertThat(provider.calls()).isEqualTo(3);
     // A failed credential is served until its value expires; then callers get the documented 503.
-    eventually(() -> current("parkmobile").status() == 503, 5_000);
+    Eventually.await("503 once the value expired", Duration.ofSeconds(5), () -> current("parkmobile").status() == 503);
     Response none = current("parkmobile");
     assertThat(none.json()).isEqualTo(new JsonObject().put("status", "unavailable")
         .put("message", "No valid parkmobile API token available"));
@@ -416,7 +409,8 @@ class CredentialVaultTest {
     JsonObject created = create("parkmobile", first, Instant.now().plusSeconds(86_400 * 3), true);
     String id = created.getString("id");
     CompletableFuture<Response> rotation = http.sendAsync("POST", "/api/credentials/" + id + "/rotate", "");
-    Thread.sleep(200);
+    // The first rotation runs once the provider has its request; it answers 700 ms later.
+    Eventually.await("the rotation to reach the provider", Duration.ofSeconds(5), () -> provider.calls() == 1);
     Response concurrent = http.post("/api/credentials/" + id + "/rotate", "");
     assertThat(concurrent.status()).isEqualTo(409);
     List<String> seen = new ArrayList<>();
@@ -424,6 +418,7 @@ class CredentialVaultTest {
       Response served = current("parkmobile");
       assertThat(served.status()).isEqualTo(200);
       seen.add(served.json().getString("value"));
+      // Deliberate: paces the reads that sample what callers get while the rotation runs.
       Thread.sleep(50);
     }
     assertThat(rotation.get().status()).isEqualTo(200);
@@ -578,9 +573,10 @@ class CredentialVaultTest {
     String rotatedKeyset = VaultCipher.rotateKeysetJson(keyset);
     long newPrimary = VaultCipher.fromKeysetJson(rotatedKeyset).primaryKeyId();
     restart(rotatedKeyset);
-    eventually(() -> keyIds().equals(Set.of(newPrimary)), 5_000);
-    eventually(() -> String.valueOf(newPrimary).equals(TestDatabase.query(database, "SELECT key_id FROM vault_canary")),
-        5_000);
+    Eventually.await("every secret resealed under the new primary key", Duration.ofSeconds(5),
+        () -> keyIds().equals(Set.of(newPrimary)));
+    Eventually.await("the canary resealed under the new primary key", Duration.ofSeconds(5),
+        () -> String.valueOf(newPrimary).equals(TestDatabase.query(database, "SELECT key_id FROM vault_canary")));
     for (int i = 0; i < 5; i++) {
       assertThat(http.get("/api/credentials/current?service=svc" + i + "&environment=production").json()
           .getString("value")).isEqualTo(values.get(i));
@@ -629,7 +625,7 @@ class CredentialVaultTest {
       outputs.add(http.get("/api/credentials").raw());
       outputs.add(http.get("/api/credentials/" + id).raw());
       outputs.add(http.get("/api/credentials/" + id + "/history").raw());
-      eventually(() -> events.size() >= 3, 2_000);
+      Eventually.await("three vault events", Duration.ofSeconds(2), () -> events.size() >= 3);
       outputs.addAll(events);
       logs.list.forEach(e -> outputs.add(e.getFormattedMessage()));
       List<String> secrets = new ArrayList<>(provider.issued());
