@@ -3,6 +3,7 @@ package dev.tokenlease;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.tokenlease.support.CampaignCheck;
+import dev.tokenlease.support.Eventually;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.LeaseLoad;
 import dev.tokenlease.support.PrivatePostgres;
@@ -63,6 +64,12 @@ class FaultCampaignIT {
   /** A fault done to the database while the load runs, undone after the outage. */
   private record Fault(Step inflict, Step heal) {}
 
+  /*
+   * The sleeps in the scenarios below are deliberate: each is how long the load runs before a
+   * fault, how long the fault lasts, or how long the load runs after it. The time passing is what
+   * is being tested, not a wait for something to happen.
+   */
+
   private static CampaignCheck.Findings underLoad(String scenario, String mode, Fault fault, Duration outage)
       throws Exception {
     String database = postgres.createDatabase();
@@ -71,6 +78,7 @@ class FaultCampaignIT {
       LeaseLoad load = LeaseLoad.start(service.http(), CLIENTS);
       Thread.sleep(1_000);
       fault.inflict().run();
+      // Past the lag bound into the outage: by now health must tell.
       Thread.sleep(1_500);
       // Health tells the truth within the lag bound: writes fail or stall.
       Http.Response health = service.http().get("/api/health");
@@ -105,19 +113,14 @@ class FaultCampaignIT {
     return findings;
   }
 
-  private static void awaitHealthy(Http http, Duration timeout) throws InterruptedException {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (System.nanoTime() < deadline) {
+  private static void awaitHealthy(Http http, Duration timeout) throws Exception {
+    Eventually.await("the service healthy again", timeout, () -> {
       try {
-        if (http.get("/api/health").status() == 200) {
-          return;
-        }
+        return http.get("/api/health").status() == 200;
       } catch (RuntimeException notYet) {
-        // the service may be busy closing connections
+        return false; // the service may be busy closing connections
       }
-      Thread.sleep(100);
-    }
-    throw new AssertionError("service not healthy again within " + timeout);
+    });
   }
 
   @ParameterizedTest(name = "{0} mode")

@@ -144,6 +144,7 @@ class ServiceProcessIT {
         }
       });
     }
+    // Deliberate: the load runs a while, so that the stop comes in the middle of it.
     Thread.sleep(1_500);
     stop.run();
     running.set(false);

@@ -444,6 +444,7 @@ public final class PrivatePostgres implements AutoCloseable {
     }
   }
 
+  /** The interval between two polls of a loop with a deadline; never a wait for anything itself. */
   private static void pause(long millis) {
     try {
       Thread.sleep(millis);

@@ -105,7 +105,7 @@ class PrivatePostgresTest {
 
       server.killPostmasterOnly();
 
-      awaitExit(backend, Duration.ofSeconds(10));
+      Eventually.await("backend " + backend + " to exit", Duration.ofSeconds(10), () -> exited(backend));
       assertThatThrownBy(() -> queryOn(open, "SELECT 1")).isInstanceOf(SQLException.class);
     }
 
@@ -138,13 +138,5 @@ class PrivatePostgresTest {
 
   private static boolean exited(long pid) {
     return ProcessHandle.of(pid).map(PrivatePostgres::exited).orElse(true);
-  }
-
-  private static void awaitExit(long pid, Duration timeout) throws InterruptedException {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (!exited(pid)) {
-      assertThat(System.nanoTime() - deadline).as("backend %d still running", pid).isNegative();
-      Thread.sleep(10);
-    }
   }
 }

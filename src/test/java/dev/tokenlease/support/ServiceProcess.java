@@ -54,7 +54,7 @@ public final class ServiceProcess implements AutoCloseable {
       } catch (RuntimeException notYet) {
         // not listening yet
       }
-      Thread.sleep(50);
+      Thread.sleep(50); // between two polls
     }
     throw new AssertionError("service not ready after " + timeout + ":\n" + output());
   }
