@@ -39,6 +39,7 @@ class M2mLifecycleTest extends FreshDatabase {
     JsonObject client = m2m.register(admin, "short", "t1", "tokens:read");
     String token = m2m.token(client.getString("clientId"), client.getString("clientSecret"), null);
     assertThat(m2m.get("/api/tokens", token).status()).isEqualTo(200);
+    // Deliberate: the token's TTL (1 s) must pass on the real clock.
     Thread.sleep(1_100);
     assertThat(m2m.get("/api/tokens", token).status()).isEqualTo(401);
     assertThat(m2m.introspect(client.getString("clientId"), client.getString("clientSecret"), token).json())

@@ -34,6 +34,7 @@ class RateLimitTest extends FreshDatabase {
     // Another address has its own bucket.
     String request = "GET /api/tokens HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assertThat(http.rawFrom("127.0.0.2", request).status()).isEqualTo(200);
+    // Deliberate: a second on the real clock refills the bucket by one request (1 per second).
     Thread.sleep(1_100);
     assertThat(http.get("/api/tokens").status()).isEqualTo(200);
   }
