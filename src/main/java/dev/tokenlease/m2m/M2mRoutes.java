@@ -61,7 +61,7 @@ public final class M2mRoutes {
     response.putHeader(HttpHeaders.CACHE_CONTROL, "no-store");
     boolean worded = e.reason() != null;
     return new JsonObject()
-        .put("error", e.code() != null ? e.code() : e.error().status().toUpperCase(java.util.Locale.ROOT))
+        .put("error", (e.code() != null ? e.code() : e.error().status()).toUpperCase(java.util.Locale.ROOT))
         .put("message", worded ? e.getMessage() : e.error().code() >= 500 ? "Failed to process request" : "Request refused")
         .put("details", new JsonObject().put("reason", worded ? e.reason() : e.getMessage()));
   };

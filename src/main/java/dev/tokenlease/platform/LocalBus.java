@@ -49,7 +49,11 @@ public final class LocalBus {
     });
   }
 
-  /** Replies with the outcome: the value, the refusal as sent, or 500 for anything unexpected. */
+  /**
+   * Replies with the outcome: the value, or the refusal as raised. Anything else (a database error,
+   * a bug) is logged here and arrives as a plain {@link ReplyException} with code 500, so that each
+   * API can still tell "refused" from "could not be done" (the OAuth endpoints answer the latter 503).
+   */
   public static void reply(Message<?> msg, Future<?> outcome) {
     outcome.onComplete(done -> {
       if (done.succeeded()) {
@@ -57,14 +61,18 @@ public final class LocalBus {
       } else if (done.cause() instanceof ApiException e) {
         msg.reply(new Refused(e));
       } else {
-        LOG.error("{} failed", msg.address(), done.cause());
-        msg.reply(new Refused(new ApiException(ErrorCode.INTERNAL, "Failed to process request: "
-            + (done.cause().getMessage() == null ? done.cause().getClass().getSimpleName() : done.cause().getMessage()))));
+        Throwable cause = done.cause();
+        LOG.warn("{} failed: {}", msg.address(), cause.toString());
+        msg.fail(ErrorCode.INTERNAL.code(), "Failed to process request: "
+            + (cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage()));
       }
     });
   }
 
-  /** Sends {@code request} to {@code address}; fails with the owner's {@link ApiException} when it refuses. */
+  /**
+   * Sends {@code request} to {@code address}; fails with the owner's {@link ApiException} when it
+   * refuses, or with a {@link ReplyException} when it could not answer (code 500) or is not there.
+   */
   public static <R> Future<R> request(EventBus bus, String address, Object request) {
     return bus.<R>request(address, request).transform(done -> {
       if (done.succeeded()) {

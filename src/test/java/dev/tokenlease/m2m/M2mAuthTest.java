@@ -459,6 +459,9 @@ class M2mAuthTest {
     Response method = m2m.send("PATCH", "/auth/m2m/tokens", admin, null);
     assertThat(method.status()).isEqualTo(405);
     assertThat(method.json().getString("error")).isEqualTo("METHOD_NOT_ALLOWED");
+    Response onClient = m2m.send("PUT", "/auth/m2m/clients/m2m_abc", admin, null);
+    assertThat(onClient.status()).isEqualTo(405);
+    assertThat(onClient.header("Allow")).isEqualTo("GET, DELETE");
     Response query = http.raw("GET /auth/m2m/tokens?clientId=%zz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin
         + "\r\nConnection: close\r\n\r\n");
     assertThat(query.status()).isEqualTo(400);

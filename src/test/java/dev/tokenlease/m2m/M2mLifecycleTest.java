@@ -32,6 +32,25 @@ class M2mLifecycleTest extends FreshDatabase {
   }
 
   @Test
+  @DisplayName("with the database gone, the token endpoint answers 503 temporarily_unavailable and the listing TOKEN_LIST_ERROR")
+  void databaseGone() throws Exception {
+    M2mClient m2m = start("PT1H");
+    String admin = m2m.token("admin", ADMIN_SECRET, null);
+    TestDatabase.drop(database);
+    String basic = java.util.Base64.getEncoder().encodeToString(("admin:" + ADMIN_SECRET).getBytes());
+    var refused = service.http().request("POST", "/oauth/token", "grant_type=client_credentials",
+        "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic " + basic);
+    assertThat(refused.status()).isEqualTo(503);
+    assertThat(refused.json()).isEqualTo(new JsonObject().put("error", "temporarily_unavailable")
+        .put("error_description", "The authorization server cannot answer now."));
+    var listing = m2m.get("/auth/m2m/tokens", admin);
+    assertThat(listing.status()).isEqualTo(500);
+    assertThat(listing.json().getString("error")).isEqualTo("TOKEN_LIST_ERROR");
+    assertThat(listing.json().getJsonObject("details").getString("reason"))
+        .isEqualTo("Database unavailable");
+  }
+
+  @Test
   @DisplayName("an expired token is refused at once, by the pool API, introspection and the listing")
   void expiry() throws Exception {
     M2mClient m2m = start("PT1S");

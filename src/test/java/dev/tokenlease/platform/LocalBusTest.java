@@ -100,12 +100,13 @@ class LocalBusTest {
   }
 
   @Test
-  @DisplayName("an unexpected failure is a 500 that names it, never a timeout")
+  @DisplayName("an unexpected failure is a 500 ReplyException that names it, never a refusal nor a timeout")
   void bugs(Vertx vertx, VertxTestContext test) {
     deploy(vertx).compose(caller -> caller.ask("break", new AtomicReference<>())).onComplete(test.failing(e ->
         test.verify(() -> {
-          assertThat(e).isInstanceOf(ApiException.class).isNotInstanceOf(ReplyException.class);
-          assertThat(((ApiException) e).error()).isEqualTo(ErrorCode.INTERNAL);
+          assertThat(e).isInstanceOf(ReplyException.class).isNotInstanceOf(ApiException.class);
+          assertThat(((ReplyException) e).failureType()).isEqualTo(io.vertx.core.eventbus.ReplyFailure.RECIPIENT_FAILURE);
+          assertThat(((ReplyException) e).failureCode()).isEqualTo(500);
           assertThat(e.getMessage()).isEqualTo("Failed to process request: broken");
           test.completeNow();
         })));

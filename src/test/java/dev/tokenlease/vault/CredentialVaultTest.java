@@ -342,7 +342,7 @@ class CredentialVaultTest {
 
     // The schedule honours it: the retry comes at or after next_attempt_at (and not long after), and succeeds.
     provider.mode(FakeProvider.Mode.ISSUE);
-    eventually(() -> info(id).getInteger("version") == 2, 8_000);
+    Eventually.await("the scheduled retry", Duration.ofSeconds(8), () -> info(id).getInteger("version") == 2);
     Instant retried = provider.callTimes().get(1);
     assertThat(retried).isAfterOrEqualTo(next).isBefore(next.plusSeconds(3));
     assertThat(provider.calls()).isEqualTo(2);

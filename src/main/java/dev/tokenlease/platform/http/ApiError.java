@@ -36,7 +36,7 @@ public final class ApiError implements Handler<RoutingContext> {
   ApiError(List<RequestInput.Declared> declared, long bodyLimit, Map<String, ErrorShape> shapes) {
     this.shapes = Map.copyOf(shapes);
     this.routes = declared.stream()
-        .map(d -> new Template(d.method(), Pattern.compile(d.path().replaceAll(":[a-z_]+", "[^/]+") + "/?")))
+        .map(d -> new Template(d.method(), Pattern.compile(d.path().replaceAll(":[A-Za-z_][A-Za-z0-9_]*", "[^/]+") + "/?")))
         .toList();
     this.bodyLimit = bodyLimit;
   }
