@@ -30,7 +30,8 @@ public record AppConfig(
     Duration maxLag,
     ClusterConfig cluster,
     VaultConfig vault,
-    AuthConfig auth) {
+    AuthConfig auth,
+    EventsConfig events) {
 
   /**
    * Clustering of the event bus.
@@ -75,6 +76,15 @@ public record AppConfig(
     }
   }
 
+  /**
+   * The live stream of committed changes ({@code GET /api/events}).
+   *
+   * @param ringSize how many of the latest changes each HTTP verticle keeps for clients that resume
+   * @param keepAlive how often a comment line goes to every stream; below the HTTP idle timeout (30 s)
+   * @param writeQueueBytes how much may wait unsent for one client before it counts as too slow
+   */
+  public record EventsConfig(int ringSize, Duration keepAlive, int writeQueueBytes) {}
+
   public static final String HTTP_PORT = "TOKENS_HTTP_PORT";
   public static final String HTTP_INSTANCES = "TOKENS_HTTP_INSTANCES";
   public static final String PG_URL = "TOKENS_PG_URL";
@@ -108,6 +118,9 @@ public record AppConfig(
   public static final String RATE_BURST = "TOKENS_RATE_LIMIT_BURST";
   public static final String OAUTH_RATE_LIMIT = "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND";
   public static final String OAUTH_RATE_BURST = "TOKENS_OAUTH_RATE_LIMIT_BURST";
+  public static final String EVENTS_RING = "TOKENS_EVENTS_RING";
+  public static final String EVENTS_KEEP_ALIVE = "TOKENS_EVENTS_KEEP_ALIVE";
+  public static final String EVENTS_WRITE_QUEUE = "TOKENS_EVENTS_WRITE_QUEUE";
   /** Client ids, the admin's included: letters, digits and {@code . _ : -}, at most 128. */
   public static final String CLIENT_ID_PATTERN = "[A-Za-z0-9._:-]{1,128}";
 
@@ -118,7 +131,7 @@ public record AppConfig(
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
       AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, RATE_LIMIT, RATE_BURST, OAUTH_RATE_LIMIT,
-      OAUTH_RATE_BURST);
+      OAUTH_RATE_BURST, EVENTS_RING, EVENTS_KEEP_ALIVE, EVENTS_WRITE_QUEUE);
 
   static final int MAX_POOL_SIZE = 10_000_000;
 
@@ -150,7 +163,11 @@ public record AppConfig(
         new VaultConfig(keyset(json), positiveDuration(json, VAULT_ROTATION_INTERVAL),
             positiveDuration(json, VAULT_ROTATION_WINDOW), intIn(json, VAULT_MAX_ATTEMPTS, 1, 100),
             positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)),
-        auth(json));
+        auth(json),
+        // The keep-alive must beat the HTTP server's 30 s idle timeout, or idle streams would be cut.
+        new EventsConfig(intIn(json, EVENTS_RING, 1, 1_000_000),
+            durationIn(json, EVENTS_KEEP_ALIVE, Duration.ofMillis(10), Duration.ofSeconds(25)),
+            intIn(json, EVENTS_WRITE_QUEUE, 1024, 64 * 1024 * 1024)));
   }
 
   /**

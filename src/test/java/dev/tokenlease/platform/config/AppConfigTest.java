@@ -34,6 +34,7 @@ class AppConfigTest {
     assertThat(config.ackTimeout()).isEqualTo(Duration.ofSeconds(5));
     assertThat(config.maxLag()).isEqualTo(Duration.ofSeconds(1));
     assertThat(config.dataDir()).isEqualTo(AppConfig.defaultDataDir(System.getenv()));
+    assertThat(config.events()).isEqualTo(new AppConfig.EventsConfig(10_000, Duration.ofSeconds(15), 256 * 1024));
   }
 
   @Test
@@ -82,7 +83,8 @@ class AppConfigTest {
       "TOKENS_POOL_SWEEP_INTERVAL, soon", "TOKENS_PERSISTENCE_ACK, sometimes", "TOKENS_PG_URL, mysql://x",
       "TOKENS_PERSISTENCE_QUEUE_CAPACITY, 0", "TOKENS_AUTH_REQUIRED, yes", "TOKENS_M2M_TOKEN_TTL, P2D",
       "TOKENS_RATE_LIMIT_PER_SECOND, -1", "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND, 0", "TOKENS_ADMIN_CLIENT_ID, bad id",
-      "TOKENS_PERSISTENCE_ACK_TIMEOUT, PT0.01S", "TOKENS_PERSISTENCE_MAX_LAG, PT2M"})
+      "TOKENS_PERSISTENCE_ACK_TIMEOUT, PT0.01S", "TOKENS_PERSISTENCE_MAX_LAG, PT2M", "TOKENS_EVENTS_RING, 0",
+      "TOKENS_EVENTS_KEEP_ALIVE, PT30S", "TOKENS_EVENTS_KEEP_ALIVE, PT0.001S", "TOKENS_EVENTS_WRITE_QUEUE, 100"})
   @DisplayName("a bad value stops start-up with one line naming the variable")
   void badValues(String key, String value) throws Exception {
     JsonObject json = defaults().put(key, value);
