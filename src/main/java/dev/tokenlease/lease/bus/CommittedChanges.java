@@ -11,19 +11,31 @@ import java.util.List;
  * A committed batch as published on {@code tokens.events}. Subscribers receive the JSON of
  * {@link PoolJson#events}; the JSON is built only when a message is delivered, so publishing costs
  * next to nothing while nobody follows the changes (building it for every batch was an eighth of
- * the service's CPU under load).
+ * the service's CPU under load). Vert.x builds it on the publisher's thread, the pool's event loop,
+ * once per local consumer.
+ *
+ * <p>The same batch goes by reference to {@link PoolAddresses#COMMITTED} for the live streams of
+ * this process, which build their JSON on their own event loops, never on the pool's.
+ *
+ * @param firstId the id of the first change (see {@link ChangeIds}); the others follow one by one.
+ *     {@link #NO_IDS} when this run has none to give.
  */
-public record CommittedChanges(List<PoolChange> changes) {
+public record CommittedChanges(List<PoolChange> changes, long firstId) {
+  /** The changes of the batch carry no ids. */
+  public static final long NO_IDS = -1;
+  /** The codec that hands the batch over as it is, to local consumers only. */
+  static final String BY_REFERENCE = "tokens.committed-changes.by-reference";
 
   static void registerCodec(EventBus bus) {
     bus.registerDefaultCodec(CommittedChanges.class, new Codec());
+    bus.registerCodec(new ByReference());
   }
 
   /** Local delivery builds the JSON; the wire carries it as a length-prefixed JSON object. */
   private static final class Codec implements MessageCodec<CommittedChanges, JsonObject> {
     @Override
     public void encodeToWire(Buffer buffer, CommittedChanges batch) {
-      Buffer json = PoolJson.events(batch.changes()).toBuffer();
+      Buffer json = PoolJson.events(batch.changes(), batch.firstId()).toBuffer();
       buffer.appendInt(json.length()).appendBuffer(json);
     }
 
@@ -35,12 +47,40 @@ public record CommittedChanges(List<PoolChange> changes) {
 
     @Override
     public JsonObject transform(CommittedChanges batch) {
-      return PoolJson.events(batch.changes());
+      return PoolJson.events(batch.changes(), batch.firstId());
     }
 
     @Override
     public String name() {
       return "tokens.committed-changes";
+    }
+
+    @Override
+    public byte systemCodecID() {
+      return -1;
+    }
+  }
+
+  /** No copy and no JSON: the batch is immutable. It refuses the wire; cluster peers follow {@code tokens.events}. */
+  private static final class ByReference implements MessageCodec<CommittedChanges, CommittedChanges> {
+    @Override
+    public void encodeToWire(Buffer buffer, CommittedChanges batch) {
+      throw new UnsupportedOperationException(BY_REFERENCE + " is local only; follow tokens.events instead");
+    }
+
+    @Override
+    public CommittedChanges decodeFromWire(int pos, Buffer buffer) {
+      throw new UnsupportedOperationException(BY_REFERENCE + " is local only; follow tokens.events instead");
+    }
+
+    @Override
+    public CommittedChanges transform(CommittedChanges batch) {
+      return batch;
+    }
+
+    @Override
+    public String name() {
+      return BY_REFERENCE;
     }
 
     @Override

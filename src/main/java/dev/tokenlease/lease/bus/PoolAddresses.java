@@ -29,4 +29,9 @@ public final class PoolAddresses {
 
   /** Every pool change is published here as JSON. */
   public static final String EVENTS = "tokens.events";
+  /**
+   * The same committed batches as {@link #EVENTS}, local only and by reference ({@link CommittedChanges}),
+   * only while they carry ids: what the live streams of the HTTP verticles follow.
+   */
+  public static final String COMMITTED = "tokens.pool.committed";
 }

@@ -98,17 +98,29 @@ public final class PoolJson {
         .put("reason", report.degraded());
   }
 
-  /** Committed changes as published on {@code tokens.events}: {@code {changes: [...]}} in commit order. */
-  public static JsonObject events(java.util.List<PoolChange> changes) {
+  /**
+   * Committed changes as published on {@code tokens.events}: {@code {changes: [...]}} in commit order,
+   * the first with id {@code firstId} and each next one the id after (no ids if {@link CommittedChanges#NO_IDS}).
+   */
+  public static JsonObject events(java.util.List<PoolChange> changes, long firstId) {
     JsonArray array = new JsonArray(new java.util.ArrayList<>(changes.size()));
+    long id = firstId;
     for (PoolChange change : changes) {
-      array.add(event(change));
+      array.add(event(change, id));
+      if (id != CommittedChanges.NO_IDS) {
+        id++;
+      }
     }
     return new JsonObject().put("changes", array);
   }
 
-  private static JsonObject event(PoolChange change) {
-    return new JsonObject()
+  /** One committed change as on {@code tokens.events}; {@code id} is left out if {@link CommittedChanges#NO_IDS}. */
+  public static JsonObject event(PoolChange change, long id) {
+    JsonObject event = new JsonObject();
+    if (id != CommittedChanges.NO_IDS) {
+      event.put("id", id);
+    }
+    return event
         .put("type", change.eventType())
         .put("token_id", change.tokenId().toString())
         .put("user_id", change.userId().toString())

@@ -54,10 +54,12 @@ public final class PoolMessages {
    * @param writeLagMillis how long the oldest change not yet committed has waited (0 if none)
    * @param sinceConfirmedWriteMillis how long ago the newest write the database confirmed was sent
    * @param degraded why the pool cannot take changes now, or null when it can
+   * @param nextChangeId the id the next committed change will get ({@link CommittedChanges#NO_IDS} if none):
+   *     where a live stream that starts following now begins
    */
   public record StatusReport(int size, int active, int available, long lastGeneration, long backlog,
       long writeLagMillis, long sinceConfirmedWriteMillis, String persistenceFailure, boolean instanceLockHeld,
-      String degraded) {
+      String degraded, long nextChangeId) {
     public boolean healthy() {
       return degraded == null;
     }

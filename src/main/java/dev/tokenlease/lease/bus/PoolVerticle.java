@@ -17,6 +17,7 @@ import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
+import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
@@ -53,6 +54,9 @@ public final class PoolVerticle extends VerticleBase {
   private static final long TICK_MILLIS = 20;
   private static final int CLAIM_ATTEMPTS = 20;
   private static final Duration SHUTDOWN_FLUSH_LIMIT = Duration.ofSeconds(15);
+  /** Committed batches to this process's live streams: by reference, never over the cluster. */
+  private static final DeliveryOptions TO_LOCAL_STREAMS =
+      new DeliveryOptions().setCodecName(CommittedChanges.BY_REFERENCE).setLocalOnly(true);
 
   private final AppConfig config;
   private final Function<Vertx, PoolStore> storeFactory;
@@ -64,6 +68,7 @@ public final class PoolVerticle extends VerticleBase {
   private WriteBehindBatcher batcher;
   private TokenPool pool;
   private long epoch;
+  private ChangeIds changeIds;
   /** When the claim that the database confirmed was sent: the first proof that this writer is alive. */
   private long claimSentNanos;
   private long sweepTimer = -1;
@@ -121,6 +126,7 @@ public final class PoolVerticle extends VerticleBase {
 
   private void begin(PoolSnapshot snapshot, PoolStore.WriterClaim claim, long claimSent) {
     epoch = claim.epoch();
+    changeIds = new ChangeIds(epoch);
     pool = new TokenPool(snapshot, config.leaseTtl(), clock, nanoTime, durable);
     pool.limitGenerations(claim.reservedUpTo());
     batcher = new WriteBehindBatcher(store, new BatchListener(), nanoTime, durable, config.batchSize(),
@@ -310,7 +316,7 @@ public final class PoolVerticle extends VerticleBase {
     }
     return new PoolMessages.StatusReport(pool.size(), pool.activeCount(), pool.availableCount(),
         pool.lastGeneration(), batcher.pendingChanges(), lag, sinceConfirmed, batcher.failure(), store.instanceLockHeld(),
-        degraded);
+        degraded, changeIds.next());
   }
 
   private void sweep() {
@@ -403,9 +409,14 @@ public final class PoolVerticle extends VerticleBase {
         pool.forgetBefore(firstUnwrittenMark == -1 ? pool.undoMark() : firstUnwrittenMark);
       }
       if (!changes.isEmpty()) {
+        // Ids in commit order; this and a publish by reference are all the live streams cost here.
+        CommittedChanges batch = new CommittedChanges(changes, changeIds.assign(changes.size()));
         // Locally the JSON is built only if someone receives it; across a cluster peers need plain JSON.
         vertx.eventBus().publish(PoolAddresses.EVENTS,
-            vertx.isClustered() ? PoolJson.events(changes) : new CommittedChanges(changes));
+            vertx.isClustered() ? PoolJson.events(changes, batch.firstId()) : batch);
+        if (batch.firstId() != CommittedChanges.NO_IDS) {
+          vertx.eventBus().publish(PoolAddresses.COMMITTED, batch, TO_LOCAL_STREAMS);
+        }
       }
     }
 

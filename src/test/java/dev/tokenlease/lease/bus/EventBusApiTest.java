@@ -101,6 +101,7 @@ class EventBusApiTest {
         if (user.equals(event.getString("user_id")) && "granted".equals(event.getString("type"))) {
           test.verify(() -> {
             assertThat(event.getLong("generation")).isPositive();
+            assertThat(event.getLong("id")).as("the change's id, as on GET /api/events").isPositive();
             assertThat(event.getString("started_at")).isNotNull();
             assertThat(event.getValue("ended_at")).isNull();
             // Published after the commit: the usage is already readable.

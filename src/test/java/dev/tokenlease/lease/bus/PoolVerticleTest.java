@@ -28,7 +28,9 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.ZoneOffset;
+import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
@@ -125,6 +127,41 @@ class PoolVerticleTest {
 
   private static PoolMessages.Activate activate(UUID user) {
     return new PoolMessages.Activate(user);
+  }
+
+  @Test
+  @DisplayName("gives committed changes ids in commit order, (writer epoch << 32) + their number in the run, on tokens.events and to the live streams, and a restart continues above them")
+  void changeIds(VertxTestContext test) {
+    List<Long> published = new CopyOnWriteArrayList<>();
+    List<CommittedChanges> handedOver = new CopyOnWriteArrayList<>();
+    caller.runOnContext(v -> {
+      vertx.eventBus().<JsonObject>consumer(PoolAddresses.EVENTS, message -> message.body().getJsonArray("changes")
+          .forEach(change -> published.add(((JsonObject) change).getLong("id"))));
+      vertx.eventBus().<CommittedChanges>localConsumer(PoolAddresses.COMMITTED, message -> handedOver.add(message.body()));
+    });
+    // The store's epoch is 6; each claim raises it.
+    long firstRun = 7L << 32;
+    deploy(new JsonObject()).compose(client -> client.activate(activate(UUID.randomUUID()))
+            .compose(grant -> client.activate(activate(UUID.randomUUID())))
+            .compose(grant -> client.status()))
+        .compose(status -> {
+          test.verify(() -> {
+            assertThat(published).containsExactly(firstRun, firstRun + 1);
+            assertThat(handedOver).extracting(CommittedChanges::firstId).containsExactly(firstRun, firstRun + 1);
+            assertThat(handedOver.get(0).changes()).isEqualTo(store.committed().subList(0, 1));
+            assertThat(status.nextChangeId()).isEqualTo(firstRun + 2);
+          });
+          String first = deployment;
+          deployment = null;
+          return vertx.undeploy(first);
+        })
+        .compose(v -> deploy(new JsonObject()))
+        .compose(client -> client.activate(activate(UUID.randomUUID())).compose(grant -> client.status()))
+        .onComplete(test.succeeding(status -> test.verify(() -> {
+          assertThat(published).containsExactly(firstRun, firstRun + 1, 8L << 32);
+          assertThat(status.nextChangeId()).isEqualTo((8L << 32) + 1);
+          test.completeNow();
+        })));
   }
 
   @Nested
