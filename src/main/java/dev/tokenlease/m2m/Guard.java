@@ -4,6 +4,7 @@ import dev.tokenlease.platform.ApiException;
 import dev.tokenlease.platform.ErrorCode;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpHeaders;
+import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.RoutingContext;
 
 /**
@@ -67,6 +68,19 @@ public final class Guard {
       }
       ctx.next();
     };
+  }
+
+  /**
+   * Whether a request that {@link #require} let in would still be let in by its token: for answers
+   * that last (a live stream), which must end once the token expires or is revoked. The scope of a
+   * token never changes, so only its liveness is checked. Always true while authentication is off.
+   */
+  public boolean stillAuthorized(HttpServerRequest request) {
+    if (!auth.config().required()) {
+      return true;
+    }
+    String token = bearer(request.getHeader(HttpHeaders.AUTHORIZATION));
+    return token != null && auth.tokens().find(token, auth.clock().instant()) != null;
   }
 
   private static void tooMany(RoutingContext ctx, long wait) {
