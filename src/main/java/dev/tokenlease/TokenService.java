@@ -3,6 +3,7 @@ package dev.tokenlease;
 import dev.tokenlease.lease.bus.PoolClient;
 import dev.tokenlease.lease.bus.PoolMessages;
 import dev.tokenlease.lease.bus.PoolVerticle;
+import dev.tokenlease.lease.routes.ChangeStream;
 import dev.tokenlease.lease.routes.TokenRoutes;
 import dev.tokenlease.m2m.Auth;
 import dev.tokenlease.m2m.AuthVerticle;
@@ -50,13 +51,16 @@ public final class TokenService implements AutoCloseable {
   private final EmbeddedDatabase embedded;
   private final List<String> deployments;
   private final int port;
+  private final ChangeStream.Shared events;
   private boolean closed;
 
-  private TokenService(Vertx vertx, EmbeddedDatabase embedded, List<String> deployments, int port) {
+  private TokenService(Vertx vertx, EmbeddedDatabase embedded, List<String> deployments, int port,
+      ChangeStream.Shared events) {
     this.vertx = vertx;
     this.embedded = embedded;
     this.deployments = deployments;
     this.port = port;
+    this.events = events;
   }
 
   /** Starts everything and returns once the HTTP port accepts requests. Blocks the caller. */
@@ -75,9 +79,10 @@ public final class TokenService implements AutoCloseable {
       Auth auth = new Auth(config.auth(), java.time.Clock.systemUTC());
       deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));
       ApiDocs docs = ApiDocs.load();
+      ChangeStream.Shared events = new ChangeStream.Shared(config.events());
       List<HttpApiVerticle> http = new ArrayList<>();
       deployments.add(await(vertx.deployVerticle(() -> {
-        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), apis(auth, docs), ERROR_SHAPES);
+        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), apis(auth, events, docs), ERROR_SHAPES);
         synchronized (http) {
           http.add(verticle);
         }
@@ -85,18 +90,19 @@ public final class TokenService implements AutoCloseable {
       }, new DeploymentOptions().setInstances(config.httpInstances()))));
       int port = http.get(0).actualPort();
       LOG.info("Token service listening on port {}", port);
-      return new TokenService(vertx, embedded, deployments, port);
+      return new TokenService(vertx, embedded, deployments, port, events);
     } catch (Exception | Error e) {
-      new TokenService(vertx, embedded, deployments, -1).close();
+      new TokenService(vertx, embedded, deployments, -1, null).close();
       throw e;
     }
   }
 
-  /** Every API the HTTP verticles serve, for one verticle instance (each has its own guard). */
-  static List<ApiRoutes> apis(Auth auth, ApiDocs docs) {
+  /** Every API the HTTP verticles serve, for one verticle instance (each has its own guard and change ring). */
+  static List<ApiRoutes> apis(Auth auth, ChangeStream.Shared events, ApiDocs docs) {
     Guard guard = new Guard(auth);
     return List.of(
         (vx, router, declared) -> new TokenRoutes(new PoolClient(vx), declared, guard).mount(router),
+        (vx, router, declared) -> new ChangeStream(vx, new PoolClient(vx), declared, guard, events).mount(router),
         (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),
         (vx, router, declared) -> new OAuthRoutes(auth, vx.eventBus(), declared).mount(router),
         (vx, router, declared) -> new M2mRoutes(auth, vx.eventBus(), declared, guard).mount(router),
@@ -117,6 +123,11 @@ public final class TokenService implements AutoCloseable {
 
   public int port() {
     return port;
+  }
+
+  /** Live-changes clients disconnected for not keeping up, since start. */
+  public long droppedStreams() {
+    return events.dropped();
   }
 
   /** The service's Vert.x instance, for callers that use the event-bus API in the same process. */

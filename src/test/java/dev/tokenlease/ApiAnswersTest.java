@@ -3,6 +3,7 @@ package dev.tokenlease;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.tokenlease.support.ApiContract;
+import dev.tokenlease.support.EventStreamClient;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
@@ -114,6 +115,19 @@ class ApiAnswersTest {
         .put("tenantId", "acme").put("scopes", new JsonArray(List.of(scopes)))));
   }
 
+  /**
+   * Opens the live stream of changes, reads its first frame and closes it; its status and head are
+   * checked like any other answer (the document cannot describe the stream's body as a schema).
+   */
+  private Http.Response stream(String token, String uri) {
+    try (EventStreamClient stream = EventStreamClient.open(service.port(), uri, "Authorization", "Bearer " + token)) {
+      EventStreamClient.Frame first = stream.next(java.time.Duration.ofSeconds(10));
+      Http.Response answer = new Http.Response(stream.status(), stream.headers(), ": " + first.comments().get(0) + "\n\n");
+      checked.add(contract.check("GET", uri, answer));
+      return answer;
+    }
+  }
+
   private static JsonObject expect(int status, Http.Response answer) {
     assertThat(answer.status()).as(answer.toString()).isEqualTo(status);
     return answer.contentType().startsWith("application/json") ? answer.json() : new JsonObject();
@@ -127,7 +141,7 @@ class ApiAnswersTest {
 
   @Test
   @Order(1)
-  @DisplayName("the token pool: activate, list, get, renew, release, usages of a token and of a user, clear, health")
+  @DisplayName("the token pool: activate, list, get, renew, release, usages of a token and of a user, clear, health, live changes")
   void pool() {
     String user = UUID.randomUUID().toString();
     JsonObject grant = expect(200, api("POST", "/api/tokens/activate", userBody(user)));
@@ -156,11 +170,13 @@ class ApiAnswersTest {
 
     expect(200, api("DELETE", "/api/tokens/active", null));
     expect(200, call("GET", "/api/health", null));
+    expect(200, stream(admin, "/api/events"));
+    expect(200, stream(admin, "/api/events?last_event_id=1"));
   }
 
   @Test
   @Order(2)
-  @DisplayName("the pool's errors: 400, 401, 403, 404 and 409")
+  @DisplayName("the pool's errors: 400, 401, 403, 404 and 409, the live stream's too")
   void poolErrors() {
     expect(400, api("GET", "/api/tokens?state=bogus", null));
     expect(400, call("POST", "/api/tokens/activate", "{not json", "Authorization", "Bearer " + admin));
@@ -173,6 +189,10 @@ class ApiAnswersTest {
     JsonObject reader = register("reader", "tokens:read");
     String readToken = accessToken(reader.getString("clientId"), reader.getString("clientSecret"), null);
     expect(403, as(readToken, "POST", "/api/tokens/activate", userBody(UUID.randomUUID().toString())));
+    expect(401, call("GET", "/api/events", null));
+    JsonObject writer = register("writer", "tokens:write");
+    String writeToken = accessToken(writer.getString("clientId"), writer.getString("clientSecret"), null);
+    expect(403, as(writeToken, "GET", "/api/events", null));
   }
 
   @Test

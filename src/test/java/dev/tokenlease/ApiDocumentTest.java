@@ -3,6 +3,8 @@ package dev.tokenlease;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.tokenlease.lease.bus.PoolMessages;
+import dev.tokenlease.lease.routes.ChangeStream;
 import dev.tokenlease.m2m.Auth;
 import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.platform.http.ApiDocs;
@@ -56,9 +58,12 @@ class ApiDocumentTest {
   @BeforeAll
   void start() throws Exception {
     vertx = Vertx.vertx();
+    // The live stream asks the pool where change ids stand; no pool answers here, but the message must be sendable.
+    PoolMessages.registerCodecs(vertx.eventBus());
     Auth auth = new Auth(new AppConfig.AuthConfig(false, null, null, Duration.ofHours(1), 0, 200, 5, 20),
         Clock.systemUTC());
-    server = new HttpApiVerticle(0, TokenService.apis(auth, ApiDocs.load()), TokenService.ERROR_SHAPES);
+    ChangeStream.Shared events = new ChangeStream.Shared(new AppConfig.EventsConfig(100, Duration.ofSeconds(15), 65536));
+    server = new HttpApiVerticle(0, TokenService.apis(auth, events, ApiDocs.load()), TokenService.ERROR_SHAPES);
     vertx.deployVerticle(server).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
     http = new Http(server.actualPort());
   }

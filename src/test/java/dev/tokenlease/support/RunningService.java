@@ -59,6 +59,11 @@ public final class RunningService implements AutoCloseable {
     return service.vertx();
   }
 
+  /** Live-changes clients the service disconnected for not keeping up. */
+  public long droppedStreams() {
+    return service.droppedStreams();
+  }
+
   @Override
   public void close() {
     service.close();
