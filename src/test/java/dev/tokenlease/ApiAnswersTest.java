@@ -176,6 +176,27 @@ class ApiAnswersTest {
 
   @Test
   @Order(2)
+  @DisplayName("eviction with notice: a full pool's activation names the evicted lease, whose holder gets 409")
+  void eviction() {
+    expect(200, api("DELETE", "/api/tokens/active", null));
+    String evictedUser = UUID.randomUUID().toString();
+    JsonObject oldest = expect(200, api("POST", "/api/tokens/activate", userBody(evictedUser)));
+    for (int i = 1; i < 5; i++) {
+      expect(200, api("POST", "/api/tokens/activate", userBody(UUID.randomUUID().toString())));
+    }
+    JsonObject grant = expect(200, api("POST", "/api/tokens/activate", userBody(UUID.randomUUID().toString())));
+    assertThat(grant.getJsonObject("evicted").getString("user_id")).isEqualTo(evictedUser);
+    String token = oldest.getString("token_id");
+    JsonObject lease = userBody(evictedUser).put("generation", oldest.getLong("generation"));
+    assertThat(expect(409, api("POST", "/api/tokens/" + token + "/release", lease)).getString("message"))
+        .isEqualTo("Token was evicted.");
+    assertThat(expect(409, api("POST", "/api/tokens/" + token + "/renew", lease)).getString("message"))
+        .isEqualTo("Token was evicted.");
+    expect(200, api("DELETE", "/api/tokens/active", null));
+  }
+
+  @Test
+  @Order(3)
   @DisplayName("the pool's errors: 400, 401, 403, 404 and 409, the live stream's too")
   void poolErrors() {
     expect(400, api("GET", "/api/tokens?state=bogus", null));
@@ -196,7 +217,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(3)
+  @Order(4)
   @DisplayName("OAuth: an admin token, a client's token, introspection, revocation, and their errors")
   void oauthFlow() {
     expect(200, oauth("/oauth/token", "grant_type=client_credentials", ADMIN_ID, ADMIN_SECRET));
@@ -218,7 +239,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(4)
+  @Order(5)
   @DisplayName("M2M administration: register, list, read, the seed 003 listing, audit, new secret, delete, and errors")
   void m2m() {
     JsonObject client = register("billing worker", "tokens:read", "tokens:write");
@@ -252,7 +273,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(5)
+  @Order(6)
   @DisplayName("the credential vault: create, current, usage, rotate, history, list, read, re-encrypt, retire, and errors")
   void vault() {
     String expires = Instant.now().plus(2, ChronoUnit.HOURS).truncatedTo(ChronoUnit.SECONDS).toString();
@@ -288,7 +309,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(6)
+  @Order(7)
   @DisplayName("the API reference: the document, the page and one of its files")
   void reference() {
     expect(200, call("GET", "/openapi.json", null));
@@ -298,7 +319,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(7)
+  @Order(8)
   @DisplayName("every operation of the document was answered and checked above")
   void everyOperationChecked() {
     Set<String> answered = new TreeSet<>();

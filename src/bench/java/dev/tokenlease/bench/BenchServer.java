@@ -36,12 +36,20 @@ import java.util.UUID;
  * {@code BenchServer dblock <port> <instances> <postgresql-url> <pool-size> <connections>}.
  */
 public final class BenchServer {
-  /** As long as a real activation reply: same field names, UUIDs, a six-digit generation. */
+  /**
+   * As long as a real activation reply on a full pool (the service scenarios evict on every
+   * activation): same field names, UUIDs, six-digit generations, the evicted lease.
+   */
   static final Buffer NOOP_REPLY = new JsonObject()
       .put("token_id", "c1ab147f-6908-496b-894f-2fa877022f56")
       .put("user_id", "550e8400-e29b-41d4-a716-446655440000")
       .put("generation", 123456)
       .put("expires_at", "2025-12-19T15:14:02Z")
+      .put("evicted", new JsonObject()
+          .put("token_id", "c1ab147f-6908-496b-894f-2fa877022f56")
+          .put("user_id", "660e8400-e29b-41d4-a716-446655440001")
+          .put("generation", 123356)
+          .put("held_ms", 1042))
       .toBuffer();
 
   static final String DBLOCK_SCHEMA = """

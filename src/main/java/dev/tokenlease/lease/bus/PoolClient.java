@@ -1,5 +1,6 @@
 package dev.tokenlease.lease.bus;
 
+import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
 import io.vertx.core.Future;
@@ -26,7 +27,7 @@ public final class PoolClient {
     this.bus = vertx.eventBus();
   }
 
-  public Future<TokenView> activate(PoolMessages.Activate request) {
+  public Future<Grant> activate(PoolMessages.Activate request) {
     return call(PoolAddresses.ACTIVATE, request);
   }
 

@@ -1,5 +1,6 @@
 package dev.tokenlease.lease.bus;
 
+import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
@@ -30,13 +31,23 @@ public final class PoolJson {
         .put("released_at", timestamp(view.releasedAt()));
   }
 
-  /** The reply to an activation: the contract's two fields plus the lease's fencing number and end. */
-  public static JsonObject grant(TokenView view) {
+  /**
+   * The reply to an activation: the contract's two fields plus the lease's fencing number and end,
+   * and the lease it evicted to make room (null when a token was free).
+   */
+  public static JsonObject grant(Grant grant) {
+    TokenView view = grant.lease();
+    Grant.Evicted evicted = grant.evicted();
     return new JsonObject()
         .put("token_id", view.tokenId().toString())
         .put("user_id", view.currentUserId().toString())
         .put("generation", view.generation())
-        .put("expires_at", timestamp(view.expiresAt()));
+        .put("expires_at", timestamp(view.expiresAt()))
+        .put("evicted", evicted == null ? null : new JsonObject()
+            .put("token_id", evicted.tokenId().toString())
+            .put("user_id", evicted.userId().toString())
+            .put("generation", evicted.generation())
+            .put("held_ms", evicted.heldMillis()));
   }
 
   /** The reply to release and renew: the token object, the lease's generation and (if open) its end. */

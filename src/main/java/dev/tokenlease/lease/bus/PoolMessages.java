@@ -1,5 +1,6 @@
 package dev.tokenlease.lease.bus;
 
+import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.TokenState;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
@@ -85,7 +86,7 @@ public final class PoolMessages {
   /** Lets the local records travel by reference; call once per Vert.x instance, before deploying. */
   public static void registerCodecs(EventBus bus) {
     LocalRecordCodec.registerAll(bus,
-        Activate.class, Release.class, Renew.class, GetToken.class, ListTokens.class, ClearActive.class,
+        Activate.class, Grant.class, Release.class, Renew.class, GetToken.class, ListTokens.class, ClearActive.class,
         TokenUsages.class, History.UserUsages.class, PoolStatus.class, TokenView.class, TokenList.class,
         Cleared.class, History.TokenUsageList.class, History.UserUsagePage.class, StatusReport.class,
         LocalCall.class);

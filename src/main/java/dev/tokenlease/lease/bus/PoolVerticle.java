@@ -1,5 +1,6 @@
 package dev.tokenlease.lease.bus;
 
+import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.lease.core.PoolSnapshot;
 import dev.tokenlease.lease.core.TokenPool;
@@ -254,7 +255,7 @@ public final class PoolVerticle extends VerticleBase {
     });
   }
 
-  private Future<TokenView> activate(PoolMessages.Activate request) {
+  private Future<Grant> activate(PoolMessages.Activate request) {
     return mutate(() -> pool.activate(request.userId()));
   }
 

@@ -10,13 +10,17 @@ final class Lease {
   final UUID userId;
   final long generation;
   final long startedAtMillis;
+  /** When it was granted on the monotonic clock: how long it has been held is measured from here. */
+  final long startedNanos;
   long expiresAtMillis;
   long deadlineNanos;
 
-  Lease(UUID userId, long generation, long startedAtMillis, long expiresAtMillis, long deadlineNanos) {
+  Lease(UUID userId, long generation, long startedAtMillis, long startedNanos, long expiresAtMillis,
+      long deadlineNanos) {
     this.userId = userId;
     this.generation = generation;
     this.startedAtMillis = startedAtMillis;
+    this.startedNanos = startedNanos;
     this.expiresAtMillis = expiresAtMillis;
     this.deadlineNanos = deadlineNanos;
   }

@@ -15,6 +15,13 @@ final class Token {
   long releasedAtMillis = NO_TIME;
   long usageCount;
   Lease lease;
+  /**
+   * The eviction notice: the holder and generation of the last lease evicted from this token, so
+   * that holder is told "evicted" rather than "held by another user". Kept until the token is
+   * evicted again or leased again to that user; null and 0 when there is none.
+   */
+  UUID evictedUserId;
+  long evictedGeneration;
 
   Token prev;
   Token next;

@@ -121,7 +121,8 @@ public final class TokenPool {
       }
       lastGeneration = Math.max(lastGeneration, row.generation());
       long expiresAt = Math.min(row.expiresAtMillis(), nowMillis + ttlMillis);
-      Lease lease = new Lease(row.userId(), row.generation(), row.startedAtMillis(), expiresAt,
+      Lease lease = new Lease(row.userId(), row.generation(), row.startedAtMillis(),
+          nowNanos - (nowMillis - row.startedAtMillis()) * 1_000_000L, expiresAt,
           nowNanos + (expiresAt - nowMillis) * 1_000_000L);
       if (expiresAt <= nowMillis) {
         // Ran out while the service was down: closed at its expiry instant.
@@ -139,9 +140,9 @@ public final class TokenPool {
 
   /**
    * Leases a token to a user: the available token released longest ago or, when every token is
-   * active, the token of the oldest active lease, which ends as evicted.
+   * active, the token of the oldest active lease, which ends as evicted (and is named in the answer).
    */
-  public TokenView activate(UUID userId) {
+  public Grant activate(UUID userId) {
     long nowNanos = expireDue();
     if (blocked) {
       if (nowNanos - blockedUntilNanos < 0) {
@@ -158,24 +159,33 @@ public final class TokenPool {
           "No fencing number is reserved in the database yet; try again shortly.");
     }
     long nowMillis = clock.millis();
+    Grant.Evicted evicted = null;
     if (available.size() == 0) {
       Token oldest = active.head();
       if (oldest == null) {
         throw new ApiException(ErrorCode.INTERNAL, "No available tokens. This should not happen.");
       }
+      Lease ending = oldest.lease;
+      evicted = new Grant.Evicted(oldest.id, ending.userId, ending.generation,
+          Math.max(0, (nowNanos - ending.startedNanos) / 1_000_000L));
       end(oldest, EndReason.EVICTED, nowMillis);
     }
     Token token = available.head();
     removeFrom(available, token);
-    Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowMillis + ttlMillis, nowNanos + ttlNanos);
+    Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowNanos, nowMillis + ttlMillis, nowNanos + ttlNanos);
     saveState(token);
     token.lease = lease;
     token.activatedAtMillis = nowMillis;
     token.releasedAtMillis = PoolChange.NO_TIME;
     token.usageCount++;
+    if (userId.equals(token.evictedUserId)) {
+      // The evicted holder's newer lease of the token supersedes the notice.
+      token.evictedUserId = null;
+      token.evictedGeneration = 0;
+    }
     appendTo(active, token);
     changes.add(PoolChange.of(PoolChange.Kind.GRANTED, token, lease, PoolChange.NO_TIME, null));
-    return view(token);
+    return new Grant(view(token), evicted, false);
   }
 
   /**
@@ -208,9 +218,21 @@ public final class TokenPool {
     return view(token);
   }
 
+  /**
+   * The token whose lease the caller holds, or the refusal that says why not. The holder of the
+   * token's last evicted lease hears that it was evicted, unless it names another generation.
+   */
   private Token heldBy(UUID tokenId, UUID userId, Long generation) {
     Token token = find(tokenId);
     Lease lease = token.lease;
+    boolean holds = lease != null && lease.userId.equals(userId)
+        && (generation == null || generation == lease.generation);
+    if (holds) {
+      return token;
+    }
+    if (userId.equals(token.evictedUserId) && (generation == null || generation == token.evictedGeneration)) {
+      throw new ApiException(ErrorCode.CONFLICT, "Token was evicted.");
+    }
     if (lease == null) {
       throw new ApiException(ErrorCode.CONFLICT, "Token is not active.");
     }
@@ -352,6 +374,10 @@ public final class TokenPool {
     saveState(token);
     token.lease = null;
     token.releasedAtMillis = endedAtMillis;
+    if (reason == EndReason.EVICTED) {
+      token.evictedUserId = lease.userId;
+      token.evictedGeneration = lease.generation;
+    }
     removeFrom(active, token);
     appendTo(available, token);
     changes.add(PoolChange.of(PoolChange.Kind.ENDED, token, lease, endedAtMillis, reason));

@@ -1,6 +1,7 @@
 package dev.tokenlease.lease.core;
 
 import java.util.ArrayDeque;
+import java.util.UUID;
 
 /**
  * The inverse of every step the pool took since the oldest change that is not yet known to be
@@ -56,11 +57,15 @@ final class UndoLog {
     long activated = token.activatedAtMillis;
     long released = token.releasedAtMillis;
     long usages = token.usageCount;
+    UUID evictedUser = token.evictedUserId;
+    long evictedGeneration = token.evictedGeneration;
     steps.addLast(() -> {
       token.lease = lease;
       token.activatedAtMillis = activated;
       token.releasedAtMillis = released;
       token.usageCount = usages;
+      token.evictedUserId = evictedUser;
+      token.evictedGeneration = evictedGeneration;
     });
   }
 

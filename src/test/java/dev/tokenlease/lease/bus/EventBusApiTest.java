@@ -4,9 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
+import io.vertx.core.Future;
 import io.vertx.core.eventbus.EventBus;
+import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.ReplyException;
 import io.vertx.core.json.JsonObject;
+import io.vertx.junit5.Checkpoint;
 import io.vertx.junit5.VertxExtension;
 import io.vertx.junit5.VertxTestContext;
 import java.util.UUID;
@@ -113,5 +116,36 @@ class EventBusApiTest {
       }
     });
     consumer.completion().onSuccess(v -> bus.request(PoolAddresses.JSON_ACTIVATE, new JsonObject().put("user_id", user)));
+  }
+
+  @Test
+  @DisplayName("an eviction is published as an evicted change naming the evicted holder, and answered with it")
+  void evictionEvent(VertxTestContext test) {
+    String evictedUser = UUID.randomUUID().toString();
+    Checkpoint publishedAndAnswered = test.checkpoint(2);
+    var consumer = bus.<JsonObject>consumer(PoolAddresses.EVENTS);
+    consumer.handler(message -> {
+      for (Object item : message.body().getJsonArray("changes")) {
+        JsonObject event = (JsonObject) item;
+        if ("evicted".equals(event.getString("type")) && evictedUser.equals(event.getString("user_id"))) {
+          test.verify(() -> assertThat(event.getString("ended_at")).isNotNull());
+          consumer.unregister();
+          publishedAndAnswered.flag();
+        }
+      }
+    });
+    Future<JsonObject> evicting = consumer.completion()
+        .compose(v -> bus.request(PoolAddresses.JSON_CLEAR, new JsonObject()))
+        .compose(v -> bus.<JsonObject>request(PoolAddresses.JSON_ACTIVATE, new JsonObject().put("user_id", evictedUser)))
+        .map(Message::body);
+    // Pool of 5: four more fill it, the fifth evicts the oldest lease.
+    for (int i = 0; i < 5; i++) {
+      evicting = evicting.compose(previous -> bus.<JsonObject>request(PoolAddresses.JSON_ACTIVATE,
+          new JsonObject().put("user_id", UUID.randomUUID().toString())).map(Message::body));
+    }
+    evicting.onComplete(test.succeeding(grant -> test.verify(() -> {
+      assertThat(grant.getJsonObject("evicted").getString("user_id")).isEqualTo(evictedUser);
+      publishedAndAnswered.flag();
+    })));
   }
 }

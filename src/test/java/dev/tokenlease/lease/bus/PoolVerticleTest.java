@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.tokenlease.lease.bus.InMemoryPoolStore.Answer;
 import dev.tokenlease.lease.core.EndReason;
+import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.lease.core.TokenState;
 import dev.tokenlease.lease.core.TokenView;
@@ -171,7 +172,7 @@ class PoolVerticleTest {
     @DisplayName("activates, renews and releases, each answer showing the token as the pool holds it, each change committed")
     void leaseLifecycle(VertxTestContext test) {
       UUID user = UUID.randomUUID();
-      deploy(new JsonObject()).onComplete(test.succeeding(client -> client.activate(activate(user))
+      deploy(new JsonObject()).onComplete(test.succeeding(client -> client.activate(activate(user)).map(Grant::lease)
           .compose(grant -> {
             test.verify(() -> {
               assertThat(grant.state()).isEqualTo(TokenState.ACTIVE);
@@ -213,7 +214,7 @@ class PoolVerticleTest {
       UUID user = UUID.randomUUID();
       store.answerAll(Answer.HOLD);
       deploy(new JsonObject()).onComplete(test.succeeding(client -> {
-        Future<TokenView> grant = client.activate(activate(user));
+        Future<TokenView> grant = client.activate(activate(user)).map(Grant::lease);
         // Handled after the activation; its answer comes back behind any answer the activation got.
         client.status().onComplete(test.succeeding(status -> test.verify(() -> {
           assertThat(grant.isComplete()).as("answered before the commit").isFalse();
@@ -275,7 +276,7 @@ class PoolVerticleTest {
               time.advance(PAST_RETRY_BACKOFF);
               return retried;
             })
-            .compose(retried -> client.activate(activate(nextUser)))
+            .compose(retried -> client.activate(activate(nextUser)).map(Grant::lease))
             .onComplete(test.succeeding(grant -> test.verify(() -> {
               PoolChange refusedGrant = store.writes().get(0).changes.get(0);
               assertThat(refusedGrant.userId()).isEqualTo(refusedUser);
@@ -294,7 +295,7 @@ class PoolVerticleTest {
     void refusesWhileWritesLag(VertxTestContext test) {
       store.answerAll(Answer.HOLD);
       deploy(new JsonObject()).onComplete(test.succeeding(client -> {
-        Future<TokenView> waiting = client.activate(activate(UUID.randomUUID()));
+        Future<TokenView> waiting = client.activate(activate(UUID.randomUUID())).map(Grant::lease);
         client.status()
             .compose(status -> {
               time.advance(MAX_LAG.plusMillis(100));
@@ -317,7 +318,7 @@ class PoolVerticleTest {
               store.commitHeld();
               return waiting;
             })
-            .compose(granted -> client.activate(activate(UUID.randomUUID())))
+            .compose(granted -> client.activate(activate(UUID.randomUUID())).map(Grant::lease))
             .onComplete(test.succeeding(next -> test.verify(() -> {
               assertThat(next.generation()).as("the refused activation took no generation").isEqualTo(2);
               test.completeNow();
@@ -331,7 +332,7 @@ class PoolVerticleTest {
       UUID user = UUID.randomUUID();
       store.answerNext(Answer.LOSE_ANSWER);
       deploy(new JsonObject()).onComplete(test.succeeding(client -> {
-        Future<TokenView> waiting = client.activate(activate(user));
+        Future<TokenView> waiting = client.activate(activate(user)).map(Grant::lease);
         refused(client.activate(activate(UUID.randomUUID())))
             .compose(inDoubt -> {
               test.verify(() -> {
@@ -349,7 +350,7 @@ class PoolVerticleTest {
                 assertThat(store.writes()).extracting(write -> write.seq).containsExactly(41L, 41L);
                 assertThat(store.committed()).extracting(PoolChange::userId).containsExactly(user);
               });
-              return client.activate(activate(UUID.randomUUID()));
+              return client.activate(activate(UUID.randomUUID())).map(Grant::lease);
             })
             .onComplete(test.succeedingThenComplete());
       }));
@@ -386,7 +387,7 @@ class PoolVerticleTest {
     void answersAtOnce(VertxTestContext test) {
       UUID user = UUID.randomUUID();
       store.answerAll(Answer.HOLD);
-      deploy(memory).onComplete(test.succeeding(client -> client.activate(activate(user))
+      deploy(memory).onComplete(test.succeeding(client -> client.activate(activate(user)).map(Grant::lease)
           .compose(grant -> {
             test.verify(() -> {
               assertThat(grant.currentUserId()).isEqualTo(user);
@@ -410,7 +411,7 @@ class PoolVerticleTest {
     @DisplayName("stops acknowledging once writes lag TOKENS_PERSISTENCE_MAX_LAG behind, until a fresh write is confirmed")
     void lagBoundsTheLossWindow(VertxTestContext test) {
       store.answerAll(Answer.HOLD);
-      deploy(memory).onComplete(test.succeeding(client -> client.activate(activate(UUID.randomUUID()))
+      deploy(memory).onComplete(test.succeeding(client -> client.activate(activate(UUID.randomUUID())).map(Grant::lease)
           .compose(grant -> {
             Future<InMemoryPoolStore.Write> flushed = store.nextWrite();
             time.advance(FLUSH_INTERVAL);
@@ -433,7 +434,7 @@ class PoolVerticleTest {
           })
           .compose(proof -> {
             test.verify(() -> assertThat(proof.changes).isEmpty());
-            return client.activate(activate(UUID.randomUUID()));
+            return client.activate(activate(UUID.randomUUID())).map(Grant::lease);
           })
           .onComplete(test.succeeding(next -> test.verify(() -> {
             assertThat(next.generation()).isEqualTo(2);
@@ -448,7 +449,7 @@ class PoolVerticleTest {
       Checkpoint answeredOnCommit = test.checkpoint();
       UUID user = UUID.randomUUID();
       store.answerAll(Answer.HOLD);
-      deploy(memory).onComplete(test.succeeding(client -> client.activate(activate(user))
+      deploy(memory).onComplete(test.succeeding(client -> client.activate(activate(user)).map(Grant::lease)
           .onComplete(test.succeeding(grant -> {
             Future<InMemoryPoolStore.Write> flushed = store.nextWrite();
             Future<History.UserUsagePage> history = client.userUsages(new History.UserUsages(user, null, null, 50, null));

@@ -36,8 +36,11 @@ import org.junit.jupiter.api.TestFactory;
  * <p>The model restates the rules as plainly as it can (linear scans, no queues): every operation
  * first ends the leases whose deadline has come, each at its own expiry instant and in deadline
  * order; activation takes the token freed longest ago (never-used ones first, in creation order),
- * evicting the least recently granted or renewed lease when none is free. The one free choice of
- * the pool, a new grant's generation, is taken from its answer and checked separately.
+ * evicting the least recently granted or renewed lease when none is free, and naming it in the
+ * answer with how long it was held. Refusals are compared with their messages; the holder of a
+ * token's last evicted lease is told it was evicted, unless it leased that token again since (the
+ * model reads both from each token's list of usages). The one free choice of the pool, a new
+ * grant's generation, is taken from its answer and checked separately.
  *
  * <p>Undo: the pool is undoable. A mark saves the pool's undo mark with a deep copy of the model
  * and of the change log; undoing to it restores both, so undone grants and ends leave the log too.
@@ -461,7 +464,7 @@ class TokenPoolModelTest {
     }
 
     private static long generationOf(Outcome outcome) {
-      return outcome.value() instanceof TokenView view ? view.generation() : -1;
+      return outcome.value() instanceof Grant grant ? grant.lease().generation() : -1;
     }
 
     /** Generations only go up, across undo too: one handed out before an undo is never handed out again. */
@@ -477,7 +480,9 @@ class TokenPoolModelTest {
       assertThat(changes).as("changes after %s", operation).containsExactlyElementsOf(model.drainChanges());
       log.record(changes, time.nanoTime());
       changes.stream().filter(c -> c.kind() == PoolChange.Kind.GRANTED).forEach(c -> granted(c.generation()));
-      if (actual.value() instanceof TokenView view) {
+      if (actual.value() instanceof Grant grant) {
+        log.checkView(grant.lease(), time.nanoTime());
+      } else if (actual.value() instanceof TokenView view) {
         log.checkView(view, time.nanoTime());
       } else if (actual.value() instanceof List<?> views) {
         views.forEach(view -> log.checkView((TokenView) view, time.nanoTime()));
@@ -504,22 +509,22 @@ class TokenPoolModelTest {
     }
   }
 
-  /** An operation's answer: a value, or the error the pool refused it with. */
-  record Outcome(Object value, ErrorCode error) {
+  /** An operation's answer: a value, or the error and message the pool refused it with. */
+  record Outcome(Object value, ErrorCode error, String message) {
     static Outcome of(Supplier<?> operation) {
       try {
         return ok(operation.get());
       } catch (ApiException e) {
-        return new Outcome(null, e.error());
+        return new Outcome(null, e.error(), e.getMessage());
       }
     }
 
     static Outcome ok(Object value) {
-      return new Outcome(value, null);
+      return new Outcome(value, null, null);
     }
 
-    static Outcome refused(ErrorCode error) {
-      return new Outcome(null, error);
+    static Outcome refused(ErrorCode error, String message) {
+      return new Outcome(null, error, message);
     }
   }
 
@@ -550,25 +555,30 @@ class TokenPoolModelTest {
 
     Outcome activate(UUID user, long generation, long nowMillis, long nowNanos) {
       expireDue(nowNanos);
+      Grant.Evicted evicted = null;
       if (tokens.values().stream().allMatch(t -> t.lease != null)) {
-        end(leases().stream().min(Comparator.comparingLong(t -> t.lease.touched())).orElseThrow(),
-            EndReason.EVICTED, nowMillis);
+        ModelToken oldest = leases().stream().min(Comparator.comparingLong(t -> t.lease.touched())).orElseThrow();
+        evicted = new Grant.Evicted(oldest.id, oldest.lease.user(), oldest.lease.generation(),
+            Math.max(0, (nowNanos - oldest.lease.startedNanos()) / 1_000_000));
+        end(oldest, EndReason.EVICTED, nowMillis);
       }
       ModelToken token = tokens.values().stream().filter(t -> t.lease == null)
           .min(Comparator.comparingLong(t -> t.freed)).orElseThrow();
-      token.lease = new ModelLease(user, generation, nowMillis, nowMillis + ttlMillis, nowNanos + ttlNanos, ++clock);
+      token.lease = new ModelLease(user, generation, nowMillis, nowNanos, nowMillis + ttlMillis, nowNanos + ttlNanos,
+          ++clock);
       token.activatedAt = nowMillis;
       token.releasedAt = PoolChange.NO_TIME;
       token.usage++;
+      token.usages.add(new ModelUsage(user, generation, null));
       changes.add(change(PoolChange.Kind.GRANTED, token, token.lease, PoolChange.NO_TIME, null));
-      return Outcome.ok(token.view());
+      return Outcome.ok(new Grant(token.view(), evicted, false));
     }
 
     Outcome release(UUID id, UUID user, Long generation, long nowMillis, long nowNanos) {
       expireDue(nowNanos);
-      ErrorCode refusal = refusal(id, user, generation);
+      Outcome refusal = refusal(id, user, generation);
       if (refusal != null) {
-        return Outcome.refused(refusal);
+        return refusal;
       }
       ModelToken token = tokens.get(id);
       long ended = token.lease.generation();
@@ -579,32 +589,46 @@ class TokenPoolModelTest {
 
     Outcome renew(UUID id, UUID user, Long generation, long nowMillis, long nowNanos) {
       expireDue(nowNanos);
-      ErrorCode refusal = refusal(id, user, generation);
+      Outcome refusal = refusal(id, user, generation);
       if (refusal != null) {
-        return Outcome.refused(refusal);
+        return refusal;
       }
       ModelToken token = tokens.get(id);
       ModelLease old = token.lease;
-      token.lease = new ModelLease(old.user(), old.generation(), old.startedAt(),
+      token.lease = new ModelLease(old.user(), old.generation(), old.startedAt(), old.startedNanos(),
           nowMillis + ttlMillis, nowNanos + ttlNanos, ++clock);
       changes.add(change(PoolChange.Kind.RENEWED, token, token.lease, PoolChange.NO_TIME, null));
       return Outcome.ok(token.view());
     }
 
-    private ErrorCode refusal(UUID id, UUID user, Long generation) {
+    /** Why the caller may not release or renew, or null when it holds the lease it names. */
+    private Outcome refusal(UUID id, UUID user, Long generation) {
       ModelToken token = tokens.get(id);
       if (token == null) {
-        return ErrorCode.NOT_FOUND;
+        return Outcome.refused(ErrorCode.NOT_FOUND, "Token not found");
       }
-      boolean holds = token.lease != null && token.lease.user().equals(user)
-          && (generation == null || generation == token.lease.generation());
-      return holds ? null : ErrorCode.CONFLICT;
+      ModelLease lease = token.lease;
+      if (lease != null && lease.user().equals(user) && (generation == null || generation == lease.generation())) {
+        return null;
+      }
+      ModelUsage evicted = token.evictionNotice();
+      if (evicted != null && evicted.user().equals(user) && (generation == null || generation == evicted.generation())) {
+        return Outcome.refused(ErrorCode.CONFLICT, "Token was evicted.");
+      }
+      if (lease == null) {
+        return Outcome.refused(ErrorCode.CONFLICT, "Token is not active.");
+      }
+      if (!lease.user().equals(user)) {
+        return Outcome.refused(ErrorCode.CONFLICT, "Token is held by another user.");
+      }
+      return Outcome.refused(ErrorCode.CONFLICT,
+          "Stale generation " + generation + ": the token has been leased again since.");
     }
 
     Outcome get(UUID id, long nowNanos) {
       expireDue(nowNanos);
       ModelToken token = tokens.get(id);
-      return token == null ? Outcome.refused(ErrorCode.NOT_FOUND) : Outcome.ok(token.view());
+      return token == null ? Outcome.refused(ErrorCode.NOT_FOUND, "Token not found") : Outcome.ok(token.view());
     }
 
     Outcome list(TokenState state, long nowNanos) {
@@ -660,6 +684,7 @@ class TokenPoolModelTest {
       token.lease = null;
       token.releasedAt = endedAt;
       token.freed = ++clock;
+      token.usages.set(token.usages.size() - 1, new ModelUsage(lease.user(), lease.generation(), reason));
       changes.add(change(PoolChange.Kind.ENDED, token, lease, endedAt, reason));
     }
 
@@ -678,6 +703,8 @@ class TokenPoolModelTest {
     long usage;
     /** When it last became free, on the model's event clock. */
     long freed;
+    /** Every lease it was granted, oldest first, with how it ended (null while open). */
+    final List<ModelUsage> usages = new ArrayList<>();
 
     ModelToken(UUID id, long freed) {
       this.id = id;
@@ -690,7 +717,20 @@ class TokenPoolModelTest {
       copy.activatedAt = activatedAt;
       copy.releasedAt = releasedAt;
       copy.usage = usage;
+      copy.usages.addAll(usages);
       return copy;
+    }
+
+    /** Its last evicted lease, unless that lease's holder was granted the token again since. */
+    ModelUsage evictionNotice() {
+      for (int i = usages.size() - 1; i >= 0; i--) {
+        if (usages.get(i).reason() == EndReason.EVICTED) {
+          UUID holder = usages.get(i).user();
+          return usages.subList(i + 1, usages.size()).stream().anyMatch(u -> u.user().equals(holder))
+              ? null : usages.get(i);
+        }
+      }
+      return null;
     }
 
     TokenView view() {
@@ -701,7 +741,11 @@ class TokenPoolModelTest {
   }
 
   /** @param touched when granted or last renewed, on the model's event clock */
-  record ModelLease(UUID user, long generation, long startedAt, long expiresAt, long deadline, long touched) {}
+  record ModelLease(UUID user, long generation, long startedAt, long startedNanos, long expiresAt, long deadline,
+      long touched) {}
+
+  /** One lease of a token, as its history keeps it: how it ended, or null while it is open. */
+  record ModelUsage(UUID user, long generation, EndReason reason) {}
 
   private static Instant instant(long millis) {
     return millis == PoolChange.NO_TIME ? null : Instant.ofEpochMilli(millis);

@@ -30,6 +30,15 @@ class TokenPoolTest {
   }
 
   private TokenPool pool(int size) {
+    return restore(freshSnapshot(size));
+  }
+
+  /** A pool that can undo, as in durable mode. */
+  private TokenPool undoablePool(int size) {
+    return new TokenPool(freshSnapshot(size), TTL, time, time::nanoTime, true);
+  }
+
+  private PoolSnapshot freshSnapshot(int size) {
     ids = new ArrayList<>();
     List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
     for (int i = 1; i <= size; i++) {
@@ -37,7 +46,7 @@ class TokenPoolTest {
       ids.add(id);
       tokens.add(new PoolSnapshot.StoredToken(id, i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
     }
-    return restore(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME));
+    return new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME);
   }
 
   private TokenPool restore(PoolSnapshot snapshot) {
@@ -67,7 +76,7 @@ class TokenPoolTest {
   @DisplayName("activation leases an available token until one TTL later and counts the use")
   void activation() {
     TokenPool pool = pool(3);
-    TokenView granted = pool.activate(user(1));
+    TokenView granted = pool.activate(user(1)).lease();
     assertThat(granted.tokenId()).isEqualTo(ids.get(0));
     assertThat(granted.state()).isEqualTo(TokenState.ACTIVE);
     assertThat(granted.currentUserId()).isEqualTo(user(1));
@@ -89,7 +98,7 @@ class TokenPoolTest {
     TokenPool pool = pool(2);
     long previous = 0;
     for (int i = 0; i < 10; i++) {
-      long generation = pool.activate(user(i)).generation();
+      long generation = pool.activate(user(i)).lease().generation();
       assertThat(generation).isGreaterThan(previous);
       previous = generation;
     }
@@ -104,7 +113,7 @@ class TokenPoolTest {
       time.advance(Duration.ofSeconds(1));
     }
     pool.drainChanges();
-    TokenView granted = pool.activate(user(4));
+    TokenView granted = pool.activate(user(4)).lease();
     assertThat(granted.tokenId()).isEqualTo(ids.get(0));
     assertThat(granted.currentUserId()).isEqualTo(user(4));
     assertThat(pool.activeCount()).isEqualTo(3);
@@ -114,7 +123,106 @@ class TokenPoolTest {
     assertThat(changes.get(0).userId()).isEqualTo(user(1));
     assertThat(changes.get(0).endedAtMillis()).isEqualTo(T0.plusSeconds(3).toEpochMilli());
     // Next eviction takes the next oldest.
-    assertThat(pool.activate(user(5)).tokenId()).isEqualTo(ids.get(1));
+    assertThat(pool.activate(user(5)).lease().tokenId()).isEqualTo(ids.get(1));
+  }
+
+  @Test
+  @DisplayName("an eviction is named in the activation's answer, with how long the evicted lease was held")
+  void evictionInTheAnswer() {
+    TokenPool pool = pool(2);
+    Grant first = pool.activate(user(1));
+    assertThat(first.evicted()).as("a free token was granted").isNull();
+    time.advance(Duration.ofSeconds(5));
+    pool.activate(user(2));
+    time.advance(Duration.ofSeconds(3));
+    // A renewal moves the lease behind the others but does not restart how long it has been held.
+    pool.renew(first.lease().tokenId(), user(1), null);
+    time.advance(Duration.ofMillis(1_250));
+    Grant third = pool.activate(user(3));
+    assertThat(third.evicted()).isEqualTo(new Grant.Evicted(ids.get(1), user(2), 2, 4_250));
+    assertThat(third.lease().tokenId()).isEqualTo(ids.get(1));
+    assertThat(third.repeated()).isFalse();
+    // Measured on the monotonic clock: a wall-clock step does not change it.
+    time.stepWall(Duration.ofHours(-1));
+    time.advance(Duration.ofSeconds(1));
+    assertThat(pool.activate(user(4)).evicted()).isEqualTo(new Grant.Evicted(ids.get(0), user(1), 1, 10_250));
+  }
+
+  private static void assertConflict(Runnable call, String message) {
+    assertThatThrownBy(call::run)
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT))
+        .hasMessage(message);
+  }
+
+  @Test
+  @DisplayName("the evicted holder's release or renew is told the token was evicted; other callers and generations are not")
+  void evictedHolderIsTold() {
+    TokenPool pool = pool(1);
+    Grant evictedGrant = pool.activate(user(1));
+    UUID token = evictedGrant.lease().tokenId();
+    long evicted = evictedGrant.lease().generation();
+    Grant taker = pool.activate(user(2));
+    pool.drainChanges();
+    assertConflict(() -> pool.release(token, user(1), null), "Token was evicted.");
+    assertConflict(() -> pool.renew(token, user(1), null), "Token was evicted.");
+    assertConflict(() -> pool.release(token, user(1), evicted), "Token was evicted.");
+    assertConflict(() -> pool.renew(token, user(1), evicted), "Token was evicted.");
+    // Another generation is not the evicted lease; another user never held it.
+    assertConflict(() -> pool.renew(token, user(1), evicted + 5), "Token is held by another user.");
+    assertConflict(() -> pool.release(token, user(3), null), "Token is held by another user.");
+    assertThat(pool.drainChanges()).as("refusals change nothing").isEmpty();
+    assertThat(pool.get(token).currentUserId()).isEqualTo(user(2));
+
+    // The notice outlives the lease that took the token.
+    pool.release(token, user(2), taker.lease().generation());
+    assertConflict(() -> pool.release(token, user(1), null), "Token was evicted.");
+    assertConflict(() -> pool.release(token, user(2), null), "Token is not active.");
+    time.advance(TTL.multipliedBy(10));
+    assertConflict(() -> pool.renew(token, user(1), evicted), "Token was evicted.");
+  }
+
+  @Test
+  @DisplayName("a token's notice lasts until it is evicted again or its evicted holder leases it again")
+  void evictionNoticeLifetime() {
+    TokenPool pool = pool(1);
+    UUID token = pool.activate(user(1)).lease().tokenId();
+    pool.activate(user(2));
+    Grant third = pool.activate(user(3));
+    assertThat(third.evicted().userId()).isEqualTo(user(2));
+    // One notice per token: the last eviction's.
+    assertConflict(() -> pool.release(token, user(1), null), "Token is held by another user.");
+    assertConflict(() -> pool.release(token, user(2), null), "Token was evicted.");
+
+    pool.release(token, user(3), null);
+    Grant again = pool.activate(user(2));
+    assertThat(again.lease().tokenId()).isEqualTo(token);
+    assertConflict(() -> pool.release(token, user(2), third.evicted().generation()),
+        "Stale generation " + third.evicted().generation() + ": the token has been leased again since.");
+    pool.release(token, user(2), null);
+    assertConflict(() -> pool.release(token, user(2), null), "Token is not active.");
+  }
+
+  @Test
+  @DisplayName("undo takes back an eviction notice given and one superseded")
+  void undoEvictionNotice() {
+    TokenPool pool = undoablePool(1);
+    UUID token = pool.activate(user(1)).lease().tokenId();
+    long mark = pool.undoMark();
+    pool.activate(user(2));
+    assertConflict(() -> pool.release(token, user(1), null), "Token was evicted.");
+    pool.undoTo(mark);
+    assertThat(pool.renew(token, user(1), null).currentUserId()).isEqualTo(user(1));
+
+    pool.activate(user(2));
+    long superseded = pool.undoMark();
+    // User 1 takes the token back: its notice goes, and user 2 gets one.
+    assertThat(pool.activate(user(1)).evicted().userId()).isEqualTo(user(2));
+    assertThat(pool.release(token, user(1), null).state()).isEqualTo(TokenState.AVAILABLE);
+    assertConflict(() -> pool.release(token, user(1), null), "Token is not active.");
+    pool.undoTo(superseded);
+    assertConflict(() -> pool.release(token, user(1), null), "Token was evicted.");
+    assertConflict(() -> pool.release(token, user(3), null), "Token is held by another user.");
+    assertThat(pool.get(token).currentUserId()).isEqualTo(user(2));
   }
 
   @Test
@@ -162,24 +270,24 @@ class TokenPoolTest {
   @DisplayName("the token handed out is the one released longest ago; never-used tokens come first")
   void fairReuse() {
     TokenPool pool = pool(4);
-    UUID a = pool.activate(user(1)).tokenId();
-    UUID b = pool.activate(user(2)).tokenId();
+    UUID a = pool.activate(user(1)).lease().tokenId();
+    UUID b = pool.activate(user(2)).lease().tokenId();
     time.advance(Duration.ofSeconds(1));
     pool.release(b, user(2), null);
     time.advance(Duration.ofSeconds(1));
     pool.release(a, user(1), null);
     // Tokens 3 and 4 were never used: they go first, then b (released before a), then a.
-    assertThat(pool.activate(user(3)).tokenId()).isEqualTo(ids.get(2));
-    assertThat(pool.activate(user(4)).tokenId()).isEqualTo(ids.get(3));
-    assertThat(pool.activate(user(5)).tokenId()).isEqualTo(b);
-    assertThat(pool.activate(user(6)).tokenId()).isEqualTo(a);
+    assertThat(pool.activate(user(3)).lease().tokenId()).isEqualTo(ids.get(2));
+    assertThat(pool.activate(user(4)).lease().tokenId()).isEqualTo(ids.get(3));
+    assertThat(pool.activate(user(5)).lease().tokenId()).isEqualTo(b);
+    assertThat(pool.activate(user(6)).lease().tokenId()).isEqualTo(a);
   }
 
   @Test
   @DisplayName("a lease is over exactly at activation + TTL, and ends at that instant however late it is noticed")
   void exactExpiry() {
     TokenPool pool = pool(2);
-    UUID token = pool.activate(user(1)).tokenId();
+    UUID token = pool.activate(user(1)).lease().tokenId();
     pool.drainChanges();
     time.advance(TTL.minusMillis(1));
     assertThat(pool.get(token).state()).isEqualTo(TokenState.ACTIVE);
@@ -188,7 +296,7 @@ class TokenPoolTest {
     assertThat(after.state()).isEqualTo(TokenState.AVAILABLE);
     assertThat(after.releasedAt()).isEqualTo(T0.plus(TTL));
 
-    UUID other = pool.activate(user(2)).tokenId();
+    UUID other = pool.activate(user(2)).lease().tokenId();
     pool.drainChanges();
     time.advance(Duration.ofHours(3));
     pool.expireDue();
@@ -203,7 +311,7 @@ class TokenPoolTest {
   @DisplayName("a wall-clock step neither ends a lease early nor keeps it late")
   void wallClockSteps() {
     TokenPool pool = pool(2);
-    UUID token = pool.activate(user(1)).tokenId();
+    UUID token = pool.activate(user(1)).lease().tokenId();
     time.stepWall(Duration.ofHours(1));
     assertThat(pool.get(token).state()).isEqualTo(TokenState.ACTIVE);
     time.stepWall(Duration.ofHours(-2));
@@ -215,7 +323,7 @@ class TokenPoolTest {
   @DisplayName("the holder can release early; others, stale generations and ended leases get a conflict")
   void releaseRules() {
     TokenPool pool = pool(2);
-    TokenView granted = pool.activate(user(1));
+    TokenView granted = pool.activate(user(1)).lease();
     UUID token = granted.tokenId();
     assertThatThrownBy(() -> pool.release(token, user(2), null))
         .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT))
@@ -240,9 +348,9 @@ class TokenPoolTest {
   @DisplayName("a caller whose lease expired and was granted to someone else cannot act on it")
   void fencing() {
     TokenPool pool = pool(1);
-    TokenView first = pool.activate(user(1));
+    TokenView first = pool.activate(user(1)).lease();
     time.advance(TTL);
-    TokenView second = pool.activate(user(1));
+    TokenView second = pool.activate(user(1)).lease();
     assertThat(second.tokenId()).isEqualTo(first.tokenId());
     assertThatThrownBy(() -> pool.renew(first.tokenId(), user(1), first.generation()))
         .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT))
@@ -254,15 +362,15 @@ class TokenPoolTest {
   @DisplayName("renewal extends the lease one TTL from now and moves it behind the others for eviction")
   void renewal() {
     TokenPool pool = pool(2);
-    UUID a = pool.activate(user(1)).tokenId();
+    UUID a = pool.activate(user(1)).lease().tokenId();
     time.advance(Duration.ofSeconds(10));
-    UUID b = pool.activate(user(2)).tokenId();
+    UUID b = pool.activate(user(2)).lease().tokenId();
     time.advance(Duration.ofSeconds(10));
     TokenView renewed = pool.renew(a, user(1), null);
     assertThat(renewed.expiresAt()).isEqualTo(T0.plusSeconds(20).plus(TTL));
     assertThat(renewed.activatedAt()).isEqualTo(T0);
     // b now expires first, so b is evicted first.
-    assertThat(pool.activate(user(3)).tokenId()).isEqualTo(b);
+    assertThat(pool.activate(user(3)).lease().tokenId()).isEqualTo(b);
     time.advance(TTL.minusSeconds(1));
     assertThat(pool.get(a).state()).isEqualTo(TokenState.ACTIVE);
     time.advance(Duration.ofSeconds(1));
@@ -288,11 +396,11 @@ class TokenPoolTest {
   @DisplayName("activation on a new token clears released_at and keeps counting uses")
   void reactivationTimestamps() {
     TokenPool pool = pool(1);
-    UUID token = pool.activate(user(1)).tokenId();
+    UUID token = pool.activate(user(1)).lease().tokenId();
     time.advance(Duration.ofSeconds(3));
     pool.release(token, user(1), null);
     time.advance(Duration.ofSeconds(3));
-    TokenView again = pool.activate(user(2));
+    TokenView again = pool.activate(user(2)).lease();
     assertThat(again.activatedAt()).isEqualTo(T0.plusSeconds(6));
     assertThat(again.releasedAt()).isNull();
     assertThat(again.usageCount()).isEqualTo(2);
@@ -326,8 +434,8 @@ class TokenPoolTest {
       assertThat(change.endedAtMillis()).isEqualTo(now - 180_000);
     });
     // c was released before a's lease ran out, so c is handed out first.
-    assertThat(pool.activate(user(3)).tokenId()).isEqualTo(c);
-    assertThat(pool.activate(user(4)).generation()).isEqualTo(11);
+    assertThat(pool.activate(user(3)).lease().tokenId()).isEqualTo(c);
+    assertThat(pool.activate(user(4)).lease().generation()).isEqualTo(11);
     time.advance(Duration.ofSeconds(60));
     assertThat(pool.get(b).state()).isEqualTo(TokenState.AVAILABLE);
   }
@@ -358,7 +466,7 @@ class TokenPoolTest {
         .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.UNAVAILABLE))
         .hasMessageContaining("2025-12-19T15:12:32Z");
     time.advance(Duration.ofSeconds(30));
-    assertThat(pool.activate(user(1)).tokenId()).isEqualTo(a);
+    assertThat(pool.activate(user(1)).lease().tokenId()).isEqualTo(a);
   }
 
   /** What can be seen of a pool: every token, and the order in which it would hand them out. */
@@ -379,9 +487,9 @@ class TokenPoolTest {
       tokens.add(new PoolSnapshot.StoredToken(ids.get(i - 1), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
     }
     TokenPool pool = new TokenPool(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
-    TokenView a = pool.activate(user(1));
+    TokenView a = pool.activate(user(1)).lease();
     time.advance(Duration.ofSeconds(10));
-    TokenView b = pool.activate(user(2));
+    TokenView b = pool.activate(user(2)).lease();
     time.advance(Duration.ofSeconds(10));
     pool.activate(user(3));
     pool.release(a.tokenId(), user(1), a.generation());
@@ -404,7 +512,7 @@ class TokenPoolTest {
     assertThat(pool.drainChanges()).isEmpty();
     assertThat(observable(pool, 4)).isEqualTo(before);
     // Generations are not taken back: the next grant gets a new one.
-    TokenView next = pool.activate(user(8));
+    TokenView next = pool.activate(user(8)).lease();
     assertThat(next.generation()).isEqualTo(lastGeneration + 1);
     // The pool hands out what it would have at the mark: the never-used token before the released one.
     assertThat(next.tokenId()).isEqualTo(ids.get(3));
@@ -438,6 +546,6 @@ class TokenPoolTest {
         .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.UNAVAILABLE));
     assertThat(pool.activeCount()).isEqualTo(2);
     pool.limitGenerations(10);
-    assertThat(pool.activate(user(3)).generation()).isEqualTo(3);
+    assertThat(pool.activate(user(3)).lease().generation()).isEqualTo(3);
   }
 }

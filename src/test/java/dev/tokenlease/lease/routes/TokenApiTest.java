@@ -104,9 +104,11 @@ class TokenApiTest {
       assertThat(response.status()).isEqualTo(200);
       assertThat(response.contentType()).startsWith("application/json");
       JsonObject body = response.json();
+      assertThat(body.fieldNames()).containsExactly("token_id", "user_id", "generation", "expires_at", "evicted");
       assertThat(body.getString("user_id")).isEqualTo(user);
       assertThat(body.getLong("generation")).isPositive();
       assertThat(body.getString("expires_at")).matches(TIMESTAMP);
+      assertThat(body.getValue("evicted")).as("a token was free").isNull();
       String tokenId = body.getString("token_id");
 
       JsonObject token = http.get("/api/tokens/" + tokenId).json();
@@ -118,6 +120,36 @@ class TokenApiTest {
       assertThat(token.getString("activated_at")).matches(TIMESTAMP);
       assertThat(token.getValue("released_at")).isNull();
       assertThat(token.getLong("usage_count")).isPositive();
+    }
+
+    @Test
+    @DisplayName("on a full pool, evicts the oldest lease and names it; its holder's release and renew hear it was evicted")
+    void evictionWithNotice() {
+      String evictedUser = newUser();
+      JsonObject oldest = http.activate(evictedUser);
+      String tokenId = oldest.getString("token_id");
+      for (int i = 1; i < 100; i++) {
+        assertThat(http.activate(newUser()).getValue("evicted")).isNull();
+      }
+      String taker = newUser();
+      JsonObject grant = http.activate(taker);
+      assertThat(grant.getString("token_id")).isEqualTo(tokenId);
+      JsonObject evicted = grant.getJsonObject("evicted");
+      assertThat(evicted.fieldNames()).containsExactly("token_id", "user_id", "generation", "held_ms");
+      assertThat(evicted.getString("token_id")).isEqualTo(tokenId);
+      assertThat(evicted.getString("user_id")).isEqualTo(evictedUser);
+      assertThat(evicted.getLong("generation")).isEqualTo(oldest.getLong("generation"));
+      assertThat(evicted.getLong("held_ms")).isNotNegative().isLessThan(120_000);
+
+      for (String action : List.of("release", "renew")) {
+        assertError(http.post("/api/tokens/" + tokenId + "/" + action, userBody(evictedUser)), 409, "conflict",
+            "Token was evicted.");
+        assertError(http.post("/api/tokens/" + tokenId + "/" + action, new JsonObject().put("user_id", evictedUser)
+            .put("generation", oldest.getLong("generation")).encode()), 409, "conflict", "Token was evicted.");
+      }
+      assertThat(http.get("/api/tokens/" + tokenId).json().getString("current_user_id")).isEqualTo(taker);
+      JsonObject usage = http.get("/api/users/" + evictedUser + "/usages").array("usages").getJsonObject(0);
+      assertThat(usage.getString("end_reason")).isEqualTo("evicted");
     }
 
     @Test
