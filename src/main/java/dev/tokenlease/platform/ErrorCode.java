@@ -13,6 +13,7 @@ public enum ErrorCode {
   METHOD_NOT_ALLOWED(405, "method_not_allowed"),
   CONFLICT(409, "conflict"),
   PAYLOAD_TOO_LARGE(413, "payload_too_large"),
+  UNPROCESSABLE(422, "unprocessable"),
   TOO_MANY_REQUESTS(429, "too_many_requests"),
   INTERNAL(500, "internal_server_error"),
   BAD_GATEWAY(502, "bad_gateway"),

@@ -12,15 +12,18 @@ final class Lease {
   final long startedAtMillis;
   /** When it was granted on the monotonic clock: how long it has been held is measured from here. */
   final long startedNanos;
+  /** The Idempotency-Key it was granted under, or null. */
+  final String idempotencyKey;
   long expiresAtMillis;
   long deadlineNanos;
 
-  Lease(UUID userId, long generation, long startedAtMillis, long startedNanos, long expiresAtMillis,
-      long deadlineNanos) {
+  Lease(UUID userId, long generation, long startedAtMillis, long startedNanos, String idempotencyKey,
+      long expiresAtMillis, long deadlineNanos) {
     this.userId = userId;
     this.generation = generation;
     this.startedAtMillis = startedAtMillis;
     this.startedNanos = startedNanos;
+    this.idempotencyKey = idempotencyKey;
     this.expiresAtMillis = expiresAtMillis;
     this.deadlineNanos = deadlineNanos;
   }

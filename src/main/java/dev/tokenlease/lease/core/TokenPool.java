@@ -46,6 +46,7 @@ public final class TokenPool {
   private long lastGeneration;
   private long generationLimit = Long.MAX_VALUE;
   private final UndoLog undo;
+  private final IdempotencyKeys keys;
   private final long blockedUntilMillis;
   private long blockedUntilNanos;
   private boolean blocked;
@@ -64,6 +65,7 @@ public final class TokenPool {
   /** @param undoable keep what {@link #undoTo(long)} needs (costs a few small objects per step) */
   public TokenPool(PoolSnapshot snapshot, Duration ttl, Clock clock, LongSupplier nanoTime, boolean undoable) {
     this.undo = undoable ? new UndoLog() : null;
+    this.keys = new IdempotencyKeys(undo);
     if (ttl.isNegative() || ttl.isZero()) {
       throw new IllegalArgumentException("lease TTL must be positive: " + ttl);
     }
@@ -122,7 +124,7 @@ public final class TokenPool {
       lastGeneration = Math.max(lastGeneration, row.generation());
       long expiresAt = Math.min(row.expiresAtMillis(), nowMillis + ttlMillis);
       Lease lease = new Lease(row.userId(), row.generation(), row.startedAtMillis(),
-          nowNanos - (nowMillis - row.startedAtMillis()) * 1_000_000L, expiresAt,
+          nowNanos - (nowMillis - row.startedAtMillis()) * 1_000_000L, null, expiresAt,
           nowNanos + (expiresAt - nowMillis) * 1_000_000L);
       if (expiresAt <= nowMillis) {
         // Ran out while the service was down: closed at its expiry instant.
@@ -143,7 +145,29 @@ public final class TokenPool {
    * active, the token of the oldest active lease, which ends as evicted (and is named in the answer).
    */
   public Grant activate(UUID userId) {
+    return activate(userId, null);
+  }
+
+  /**
+   * Leases a token to a user, as {@link #activate(UUID)}, under an Idempotency-Key: a retry with a
+   * key that is remembered (see {@link IdempotencyKeys}) changes nothing. By the same user while the
+   * key's lease lives, it is answered that lease as it is now; after the lease ended, 409; by another
+   * user, 422.
+   *
+   * @param idempotencyKey the caller's key, or null for none
+   */
+  public Grant activate(UUID userId, String idempotencyKey) {
     long nowNanos = expireDue();
+    IdempotencyKeys.Entry known = idempotencyKey == null ? null : keys.find(idempotencyKey);
+    if (known != null) {
+      if (!known.lease.userId.equals(userId)) {
+        throw new ApiException(ErrorCode.UNPROCESSABLE, "Idempotency-Key was used by another user.");
+      }
+      if (!known.alive()) {
+        throw new ApiException(ErrorCode.CONFLICT, "The lease for this Idempotency-Key has ended.");
+      }
+      return new Grant(view(known.token), known.evicted, true);
+    }
     if (blocked) {
       if (nowNanos - blockedUntilNanos < 0) {
         long waitSeconds = Math.max(1, (blockedUntilNanos - nowNanos + 999_999_999L) / 1_000_000_000L);
@@ -172,7 +196,8 @@ public final class TokenPool {
     }
     Token token = available.head();
     removeFrom(available, token);
-    Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowNanos, nowMillis + ttlMillis, nowNanos + ttlNanos);
+    Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowNanos, idempotencyKey, nowMillis + ttlMillis,
+        nowNanos + ttlNanos);
     saveState(token);
     token.lease = lease;
     token.activatedAtMillis = nowMillis;
@@ -184,6 +209,9 @@ public final class TokenPool {
       token.evictedGeneration = 0;
     }
     appendTo(active, token);
+    if (idempotencyKey != null) {
+      keys.remember(idempotencyKey, token, lease, evicted, nowNanos + ttlNanos);
+    }
     changes.add(PoolChange.of(PoolChange.Kind.GRANTED, token, lease, PoolChange.NO_TIME, null));
     return new Grant(view(token), evicted, false);
   }
@@ -288,7 +316,8 @@ public final class TokenPool {
   }
 
   /**
-   * Retires every lease whose deadline has passed, each ending at its own expiry instant.
+   * Retires every lease whose deadline has passed, each ending at its own expiry instant, and lets
+   * go of the Idempotency-Keys whose time has come.
    *
    * @return the monotonic time it checked against
    */
@@ -298,6 +327,7 @@ public final class TokenPool {
         token = active.head()) {
       end(token, EndReason.EXPIRED, token.lease.expiresAtMillis);
     }
+    keys.forgetDue(nowNanos);
     return nowNanos;
   }
 
@@ -380,6 +410,7 @@ public final class TokenPool {
     }
     removeFrom(active, token);
     appendTo(available, token);
+    keys.ended(lease);
     changes.add(PoolChange.of(PoolChange.Kind.ENDED, token, lease, endedAtMillis, reason));
   }
 

@@ -69,6 +69,11 @@ final class UndoLog {
     });
   }
 
+  /** After the remembered Idempotency-Keys changed; {@code inverse} puts back what changed. */
+  void keys(Runnable inverse) {
+    steps.addLast(inverse::run);
+  }
+
   /** Before a lease's end moves (a renewal). */
   void leaseTimes(Lease lease) {
     long expires = lease.expiresAtMillis;

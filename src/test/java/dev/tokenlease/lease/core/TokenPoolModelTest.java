@@ -39,8 +39,12 @@ import org.junit.jupiter.api.TestFactory;
  * evicting the least recently granted or renewed lease when none is free, and naming it in the
  * answer with how long it was held. Refusals are compared with their messages; the holder of a
  * token's last evicted lease is told it was evicted, unless it leased that token again since (the
- * model reads both from each token's list of usages). The one free choice of the pool, a new
- * grant's generation, is taken from its answer and checked separately.
+ * model reads both from each token's list of usages). Activations may carry an Idempotency-Key
+ * (one of a few, so that they repeat): a key is known from its grant until one TTL later, and for
+ * as long as its lease lives; a known key answers its lease to the same user while it lives, 409
+ * after it ended and 422 to anyone else, and changes nothing. (The pool's cap on waiting keys is
+ * far beyond what a run reaches.) The one free choice of the pool, a new grant's generation, is
+ * taken from its answer and checked separately.
  *
  * <p>Undo: the pool is undoable. A mark saves the pool's undo mark with a deep copy of the model
  * and of the change log; undoing to it restores both, so undone grants and ends leave the log too.
@@ -174,7 +178,7 @@ class TokenPoolModelTest {
   private static final Predicate<Run> SOME_MARK = run -> !run.points.isEmpty();
 
   private static final List<StepKind> KINDS = List.of(
-      new StepKind(5, ALWAYS, (run, random) -> activate(user(random))),
+      new StepKind(5, ALWAYS, (run, random) -> activate(user(random), key(random))),
       new StepKind(4, SOME_LEASE, TokenPoolModelTest::actOnHeldToken),
       new StepKind(2, ALWAYS, (run, random) -> actOnAnyToken(random)),
       new StepKind(1, ALWAYS, (run, random) -> list(random)),
@@ -185,7 +189,7 @@ class TokenPoolModelTest {
       new StepKind(2, ALWAYS, (run, random) -> mark(run)),
       new StepKind(1, SOME_MARK, TokenPoolModelTest::undoTo),
       new StepKind(1, SOME_MARK, TokenPoolModelTest::forgetBefore),
-      new StepKind(1, ALWAYS, (run, random) -> refusedActivate(user(random))));
+      new StepKind(1, ALWAYS, (run, random) -> refusedActivate(user(random), key(random))));
 
   private static Step draw(Run run, SplittableRandom random) {
     List<StepKind> possible = KINDS.stream().filter(kind -> kind.possible().test(run)).toList();
@@ -199,8 +203,8 @@ class TokenPoolModelTest {
     throw new IllegalStateException("the roll is below the sum of the weights");
   }
 
-  private static Step activate(UUID user) {
-    return new Step("activate by " + label(user), run -> run.activate(user));
+  private static Step activate(UUID user, String key) {
+    return new Step("activate by " + label(user) + keyLabel(key), run -> run.activate(user, key));
   }
 
   private static Step list(SplittableRandom random) {
@@ -284,9 +288,18 @@ class TokenPoolModelTest {
     return new Step("forget history before mark " + label, r -> r.forgetBefore(label));
   }
 
-  private static Step refusedActivate(UUID user) {
-    return new Step("activate by " + label(user) + ", refused by the database: undone",
-        run -> run.refusedActivate(user));
+  private static Step refusedActivate(UUID user, String key) {
+    return new Step("activate by " + label(user) + keyLabel(key) + ", refused by the database: undone",
+        run -> run.refusedActivate(user, key));
+  }
+
+  /** No key half the time, else one of three, so that keys come back within a TTL and after. */
+  private static String key(SplittableRandom random) {
+    return random.nextBoolean() ? null : "key-" + (1 + random.nextInt(3));
+  }
+
+  private static String keyLabel(String key) {
+    return key == null ? "" : " with Idempotency-Key " + key;
   }
 
   private static UUID user(SplittableRandom random) {
@@ -342,9 +355,9 @@ class TokenPoolModelTest {
       checkInvariants();
     }
 
-    void activate(UUID user) {
-      Outcome actual = Outcome.of(() -> pool.activate(user));
-      settle("activate", actual, model.activate(user, generationOf(actual), time.millis(), time.nanoTime()));
+    void activate(UUID user, String key) {
+      Outcome actual = Outcome.of(() -> pool.activate(user, key));
+      settle("activate", actual, model.activate(user, key, generationOf(actual), time.millis(), time.nanoTime()));
     }
 
     void release(UUID token, UUID user, Long generation) {
@@ -430,7 +443,7 @@ class TokenPoolModelTest {
       }
       // Counts are compared after every step (checkInvariants); here the tokens, and the next grant to anyone.
       list(null);
-      refusedActivate(new UUID(1, 1));
+      refusedActivate(new UUID(1, 1), null);
     }
 
     void forgetBefore(int label) {
@@ -452,14 +465,16 @@ class TokenPoolModelTest {
      * must vanish with it): the pool must hand out the token the model would, under a new
      * generation, and then be as before.
      */
-    void refusedActivate(UUID user) {
+    void refusedActivate(UUID user, String key) {
       long mark = pool.undoMark();
-      Outcome actual = Outcome.of(() -> pool.activate(user));
+      Outcome actual = Outcome.of(() -> pool.activate(user, key));
       pool.undoTo(mark);
       long generation = generationOf(actual);
       assertThat(actual).as("answer to an activation then undone")
-          .isEqualTo(model.copy().activate(user, generation, time.millis(), time.nanoTime()));
-      granted(generation);
+          .isEqualTo(model.copy().activate(user, key, generation, time.millis(), time.nanoTime()));
+      if (actual.value() instanceof Grant grant && !grant.repeated()) {
+        granted(generation);
+      }
       assertThat(pool.drainChanges()).as("changes of an undone activation").isEmpty();
     }
 
@@ -534,6 +549,8 @@ class TokenPoolModelTest {
     private final long ttlNanos = TTL.toNanos();
     private final Map<UUID, ModelToken> tokens = new LinkedHashMap<>();
     private final List<PoolChange> changes = new ArrayList<>();
+    /** Every grant made under an Idempotency-Key, oldest first. */
+    private final List<KeyedGrant> keyedGrants = new ArrayList<>();
     /** Orders grants, renewals and endings, for "least recently" and "longest ago". */
     private long clock;
 
@@ -549,12 +566,24 @@ class TokenPoolModelTest {
       Model copy = new Model(List.of());
       tokens.values().forEach(token -> copy.tokens.put(token.id, token.copy()));
       copy.changes.addAll(changes);
+      copy.keyedGrants.addAll(keyedGrants);
       copy.clock = clock;
       return copy;
     }
 
-    Outcome activate(UUID user, long generation, long nowMillis, long nowNanos) {
+    Outcome activate(UUID user, String key, long generation, long nowMillis, long nowNanos) {
       expireDue(nowNanos);
+      KeyedGrant known = key == null ? null : known(key, nowNanos);
+      if (known != null) {
+        ModelLease lease = tokens.get(known.tokenId()).lease;
+        if (!known.user().equals(user)) {
+          return Outcome.refused(ErrorCode.UNPROCESSABLE, "Idempotency-Key was used by another user.");
+        }
+        if (lease == null || lease.generation() != known.generation()) {
+          return Outcome.refused(ErrorCode.CONFLICT, "The lease for this Idempotency-Key has ended.");
+        }
+        return Outcome.ok(new Grant(tokens.get(known.tokenId()).view(), known.evicted(), true));
+      }
       Grant.Evicted evicted = null;
       if (tokens.values().stream().allMatch(t -> t.lease != null)) {
         ModelToken oldest = leases().stream().min(Comparator.comparingLong(t -> t.lease.touched())).orElseThrow();
@@ -570,8 +599,24 @@ class TokenPoolModelTest {
       token.releasedAt = PoolChange.NO_TIME;
       token.usage++;
       token.usages.add(new ModelUsage(user, generation, null));
+      if (key != null) {
+        keyedGrants.add(new KeyedGrant(key, user, token.id, generation, nowNanos, evicted));
+      }
       changes.add(change(PoolChange.Kind.GRANTED, token, token.lease, PoolChange.NO_TIME, null));
       return Outcome.ok(new Grant(token.view(), evicted, false));
+    }
+
+    /** The grant a key is known by: granted less than one TTL ago, or with its lease still open. */
+    private KeyedGrant known(String key, long nowNanos) {
+      for (int i = keyedGrants.size() - 1; i >= 0; i--) {
+        KeyedGrant grant = keyedGrants.get(i);
+        ModelLease lease = tokens.get(grant.tokenId()).lease;
+        boolean open = lease != null && lease.generation() == grant.generation();
+        if (grant.key().equals(key) && (open || nowNanos - (grant.grantedNanos() + ttlNanos) < 0)) {
+          return grant;
+        }
+      }
+      return null;
     }
 
     Outcome release(UUID id, UUID user, Long generation, long nowMillis, long nowNanos) {
@@ -743,6 +788,9 @@ class TokenPoolModelTest {
   /** @param touched when granted or last renewed, on the model's event clock */
   record ModelLease(UUID user, long generation, long startedAt, long startedNanos, long expiresAt, long deadline,
       long touched) {}
+
+  /** A grant under an Idempotency-Key, with the eviction its answer named. */
+  record KeyedGrant(String key, UUID user, UUID tokenId, long generation, long grantedNanos, Grant.Evicted evicted) {}
 
   /** One lease of a token, as its history keeps it: how it ended, or null while it is open. */
   record ModelUsage(UUID user, long generation, EndReason reason) {}

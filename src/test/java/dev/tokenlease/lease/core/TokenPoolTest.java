@@ -149,8 +149,12 @@ class TokenPoolTest {
   }
 
   private static void assertConflict(Runnable call, String message) {
+    assertRefused(call, ErrorCode.CONFLICT, message);
+  }
+
+  private static void assertRefused(Runnable call, ErrorCode error, String message) {
     assertThatThrownBy(call::run)
-        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(ErrorCode.CONFLICT))
+        .isInstanceOfSatisfying(ApiException.class, e -> assertThat(e.error()).isEqualTo(error))
         .hasMessage(message);
   }
 
@@ -223,6 +227,155 @@ class TokenPoolTest {
     assertConflict(() -> pool.release(token, user(1), null), "Token was evicted.");
     assertConflict(() -> pool.release(token, user(3), null), "Token is held by another user.");
     assertThat(pool.get(token).currentUserId()).isEqualTo(user(2));
+  }
+
+  private static final String ENDED = "The lease for this Idempotency-Key has ended.";
+
+  @Test
+  @DisplayName("a retry under the same Idempotency-Key by the same user answers the same lease, as renewed, and changes nothing")
+  void idempotentRetry() {
+    TokenPool pool = pool(3);
+    Grant first = pool.activate(user(1), "order-17");
+    pool.drainChanges();
+    time.advance(Duration.ofSeconds(10));
+    Grant retry = pool.activate(user(1), "order-17");
+    assertThat(retry.repeated()).isTrue();
+    assertThat(retry.lease()).isEqualTo(first.lease());
+    assertThat(retry.evicted()).isNull();
+    assertThat(pool.drainChanges()).as("a retry writes nothing").isEmpty();
+    assertThat(pool.activeCount()).isEqualTo(1);
+    assertThat(pool.lastGeneration()).isEqualTo(first.lease().generation());
+
+    time.advance(Duration.ofSeconds(10));
+    TokenView renewed = pool.renew(first.lease().tokenId(), user(1), null);
+    pool.drainChanges();
+    Grant afterRenewal = pool.activate(user(1), "order-17");
+    assertThat(afterRenewal.lease().expiresAt()).isEqualTo(T0.plusSeconds(20).plus(TTL)).isEqualTo(renewed.expiresAt());
+    assertThat(afterRenewal.lease().generation()).isEqualTo(first.lease().generation());
+    assertThat(afterRenewal.lease().usageCount()).isEqualTo(1);
+    assertThat(pool.drainChanges()).isEmpty();
+
+    // Another key, or none, is another activation.
+    assertThat(pool.activate(user(1), "order-18").lease().tokenId()).isNotEqualTo(first.lease().tokenId());
+    assertThat(pool.activate(user(1)).repeated()).isFalse();
+    assertThat(pool.activeCount()).isEqualTo(3);
+  }
+
+  @Test
+  @DisplayName("a retry answers the eviction the first answer named")
+  void retryOfAnEvictingGrant() {
+    TokenPool pool = pool(1);
+    pool.activate(user(1));
+    Grant first = pool.activate(user(2), "k");
+    assertThat(pool.activate(user(2), "k")).isEqualTo(new Grant(first.lease(), first.evicted(), true));
+  }
+
+  @Test
+  @DisplayName("the same Idempotency-Key from another user is refused with 422, while its lease lives and after")
+  void keyOfAnotherUser() {
+    TokenPool pool = pool(2);
+    Grant first = pool.activate(user(1), "shared");
+    pool.drainChanges();
+    assertRefused(() -> pool.activate(user(2), "shared"), ErrorCode.UNPROCESSABLE,
+        "Idempotency-Key was used by another user.");
+    pool.release(first.lease().tokenId(), user(1), null);
+    pool.drainChanges();
+    assertRefused(() -> pool.activate(user(2), "shared"), ErrorCode.UNPROCESSABLE,
+        "Idempotency-Key was used by another user.");
+    assertThat(pool.drainChanges()).isEmpty();
+    assertThat(pool.activeCount()).isZero();
+  }
+
+  @Test
+  @DisplayName("a key whose lease was released or evicted gets 409 until one TTL from its grant, then activates anew")
+  void keyOfAnEndedLease() {
+    TokenPool pool = pool(1);
+    Grant first = pool.activate(user(1), "k");
+    time.advance(Duration.ofSeconds(5));
+    pool.release(first.lease().tokenId(), user(1), null);
+    pool.drainChanges();
+    assertRefused(() -> pool.activate(user(1), "k"), ErrorCode.CONFLICT, ENDED);
+    time.advance(TTL.minusSeconds(5).minusMillis(1));
+    assertRefused(() -> pool.activate(user(1), "k"), ErrorCode.CONFLICT, ENDED);
+    assertThat(pool.drainChanges()).isEmpty();
+    time.advance(Duration.ofMillis(1));
+    Grant again = pool.activate(user(1), "k");
+    assertThat(again.repeated()).isFalse();
+    assertThat(again.lease().generation()).isGreaterThan(first.lease().generation());
+
+    // Evicted: the same.
+    pool.activate(user(2));
+    assertRefused(() -> pool.activate(user(1), "k"), ErrorCode.CONFLICT, ENDED);
+  }
+
+  @Test
+  @DisplayName("an expired lease's key is forgotten with it; a renewed lease keeps its key while it lives")
+  void keyLifetime() {
+    TokenPool pool = pool(2);
+    Grant expiring = pool.activate(user(1), "expires");
+    Grant renewing = pool.activate(user(2), "renewed");
+    time.advance(Duration.ofSeconds(100));
+    pool.renew(renewing.lease().tokenId(), user(2), null);
+    time.advance(Duration.ofSeconds(20));
+    // One TTL after both grants: the first lease expired and its key with it.
+    Grant anew = pool.activate(user(1), "expires");
+    assertThat(anew.repeated()).isFalse();
+    assertThat(anew.lease().generation()).isGreaterThan(expiring.lease().generation());
+    pool.release(anew.lease().tokenId(), user(1), null);
+
+    time.advance(Duration.ofSeconds(60));
+    Grant retry = pool.activate(user(2), "renewed");
+    assertThat(retry.repeated()).isTrue();
+    assertThat(retry.lease().generation()).isEqualTo(renewing.lease().generation());
+    // Past one TTL from its grant, the key goes as soon as its lease ends.
+    pool.release(renewing.lease().tokenId(), user(2), null);
+    assertThat(pool.activate(user(2), "renewed").repeated()).isFalse();
+  }
+
+  @Test
+  @DisplayName("undo takes back a key with its activation, and brings back one whose lease an undone step ended")
+  void undoKeys() {
+    TokenPool pool = undoablePool(2);
+    long beforeGrant = pool.undoMark();
+    Grant refused = pool.activate(user(1), "k");
+    pool.undoTo(beforeGrant);
+    Grant granted = pool.activate(user(1), "k");
+    assertThat(granted.repeated()).as("the undone grant left no key").isFalse();
+    assertThat(granted.lease().generation()).isGreaterThan(refused.lease().generation());
+    pool.drainChanges();
+
+    long beforeRelease = pool.undoMark();
+    pool.release(granted.lease().tokenId(), user(1), null);
+    assertRefused(() -> pool.activate(user(1), "k"), ErrorCode.CONFLICT, ENDED);
+    pool.undoTo(beforeRelease);
+    assertThat(pool.activate(user(1), "k")).isEqualTo(new Grant(granted.lease(), null, true));
+
+    // A key kept past its TTL only by its renewed lease: forgotten when the lease ends, back on undo.
+    time.advance(Duration.ofSeconds(100));
+    pool.renew(granted.lease().tokenId(), user(1), null);
+    time.advance(Duration.ofSeconds(30));
+    pool.expireDue();
+    long beforeEnd = pool.undoMark();
+    pool.release(granted.lease().tokenId(), user(1), null);
+    Grant other = pool.activate(user(1), "k");
+    assertThat(other.repeated()).isFalse();
+    pool.undoTo(beforeEnd);
+    assertThat(pool.activate(user(1), "k").lease().generation()).isEqualTo(granted.lease().generation());
+  }
+
+  @Test
+  @DisplayName("at most 10,000 keys wait: beyond them the oldest ended lease's key is forgotten early, a live lease's is kept")
+  void keysAreBounded() {
+    TokenPool pool = pool(3);
+    Grant live = pool.activate(user(9), "live");
+    for (int i = 0; i <= IdempotencyKeys.QUEUED; i++) {
+      Grant grant = pool.activate(user(1), "k" + i);
+      pool.release(grant.lease().tokenId(), user(1), null);
+    }
+    pool.drainChanges();
+    assertRefused(() -> pool.activate(user(1), "k1"), ErrorCode.CONFLICT, ENDED);
+    assertThat(pool.activate(user(9), "live")).isEqualTo(new Grant(live.lease(), null, true));
+    assertThat(pool.activate(user(1), "k0").repeated()).as("pushed out by newer keys").isFalse();
   }
 
   @Test
