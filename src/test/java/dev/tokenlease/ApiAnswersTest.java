@@ -195,8 +195,28 @@ class ApiAnswersTest {
     expect(200, api("DELETE", "/api/tokens/active", null));
   }
 
+  private Http.Response activateWithKey(String user, String key) {
+    return call("POST", "/api/tokens/activate", userBody(user).encode(), "Authorization", "Bearer " + admin,
+        "Content-Type", "application/json", "Idempotency-Key", key);
+  }
+
   @Test
   @Order(3)
+  @DisplayName("idempotent activation: a retry, the key of another user, of an ended lease, and an invalid key")
+  void idempotentActivation() {
+    String user = UUID.randomUUID().toString();
+    String key = "order-" + UUID.randomUUID();
+    JsonObject grant = expect(200, activateWithKey(user, key));
+    assertThat(expect(200, activateWithKey(user, key))).isEqualTo(grant);
+    assertThat(expect(422, activateWithKey(UUID.randomUUID().toString(), key)).getString("status"))
+        .isEqualTo("unprocessable");
+    expect(200, api("POST", "/api/tokens/" + grant.getString("token_id") + "/release", userBody(user)));
+    expect(409, activateWithKey(user, key));
+    expect(400, activateWithKey(user, "x".repeat(256)));
+  }
+
+  @Test
+  @Order(4)
   @DisplayName("the pool's errors: 400, 401, 403, 404 and 409, the live stream's too")
   void poolErrors() {
     expect(400, api("GET", "/api/tokens?state=bogus", null));
@@ -217,7 +237,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(4)
+  @Order(5)
   @DisplayName("OAuth: an admin token, a client's token, introspection, revocation, and their errors")
   void oauthFlow() {
     expect(200, oauth("/oauth/token", "grant_type=client_credentials", ADMIN_ID, ADMIN_SECRET));
@@ -239,7 +259,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(5)
+  @Order(6)
   @DisplayName("M2M administration: register, list, read, the seed 003 listing, audit, new secret, delete, and errors")
   void m2m() {
     JsonObject client = register("billing worker", "tokens:read", "tokens:write");
@@ -273,7 +293,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(6)
+  @Order(7)
   @DisplayName("the credential vault: create, current, usage, rotate, history, list, read, re-encrypt, retire, and errors")
   void vault() {
     String expires = Instant.now().plus(2, ChronoUnit.HOURS).truncatedTo(ChronoUnit.SECONDS).toString();
@@ -309,7 +329,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(7)
+  @Order(8)
   @DisplayName("the API reference: the document, the page and one of its files")
   void reference() {
     expect(200, call("GET", "/openapi.json", null));
@@ -319,7 +339,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(8)
+  @Order(9)
   @DisplayName("every operation of the document was answered and checked above")
   void everyOperationChecked() {
     Set<String> answered = new TreeSet<>();

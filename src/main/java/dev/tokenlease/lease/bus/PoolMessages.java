@@ -29,8 +29,10 @@ public final class PoolMessages {
 
   public static final int DEFAULT_HISTORY_LIMIT = 50;
   public static final int MAX_HISTORY_LIMIT = 500;
+  private static final int MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
-  public record Activate(UUID userId) {}
+  /** @param idempotencyKey the caller's Idempotency-Key, or null */
+  public record Activate(UUID userId, String idempotencyKey) {}
 
   public record Release(UUID tokenId, UUID userId, Long generation) {}
 
@@ -95,8 +97,47 @@ public final class PoolMessages {
 
   // ---- parsing of the JSON input shape ----
 
+  /** An activation on the JSON address: the Idempotency-Key, if any, is the {@code idempotency_key} field. */
   public static Activate activate(JsonObject in) {
-    return new Activate(requiredUuid(in, "user_id"));
+    UUID user = requiredUuid(in, "user_id");
+    Object key = in.getValue("idempotency_key");
+    if (key == null || key instanceof String text && isIdempotencyKey(text)) {
+      return new Activate(user, (String) key);
+    }
+    throw badRequest("Invalid idempotency_key. Must be 1 to 255 visible ASCII characters.");
+  }
+
+  /**
+   * An activation over HTTP: the body (whose fields other than {@code user_id} are ignored) and the
+   * values of its Idempotency-Key header, of which there may be one.
+   */
+  public static Activate activate(JsonObject body, List<String> idempotencyKeyHeaders) {
+    UUID user = requiredUuid(body, "user_id");
+    if (idempotencyKeyHeaders.isEmpty()) {
+      return new Activate(user, null);
+    }
+    String key = idempotencyKeyHeaders.get(0);
+    if (idempotencyKeyHeaders.size() > 1) {
+      throw badRequest("Send at most one Idempotency-Key header.");
+    }
+    if (!isIdempotencyKey(key)) {
+      throw badRequest("Invalid Idempotency-Key header. Must be 1 to 255 visible ASCII characters.");
+    }
+    return new Activate(user, key);
+  }
+
+  /** 1 to 255 visible ASCII characters (no space): what a header carries safely and logs read plainly. */
+  static boolean isIdempotencyKey(String text) {
+    if (text.isEmpty() || text.length() > MAX_IDEMPOTENCY_KEY_LENGTH) {
+      return false;
+    }
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c < '!' || c > '~') {
+        return false;
+      }
+    }
+    return true;
   }
 
   public static Release release(JsonObject in) {

@@ -256,7 +256,25 @@ public final class PoolVerticle extends VerticleBase {
   }
 
   private Future<Grant> activate(PoolMessages.Activate request) {
-    return mutate(() -> pool.activate(request.userId()));
+    return mutate(() -> pool.activate(request.userId(), request.idempotencyKey()))
+        .compose(grant -> committed(request, grant));
+  }
+
+  /**
+   * Durable mode: a retry under an Idempotency-Key writes nothing, but the grant it repeats may
+   * still wait for its commit, and a 200 must not run ahead of it. Everything queued before a
+   * barrier is committed or undone when the barrier completes; an undone grant takes its key with
+   * it, so asking the pool again then either repeats a committed grant or activates anew.
+   */
+  private Future<Grant> committed(PoolMessages.Activate request, Grant grant) {
+    if (!durable || !grant.repeated()) {
+      return Future.succeededFuture(grant);
+    }
+    return batcher.barrier()
+        .recover(err -> Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE, err.getMessage())))
+        .compose(v -> mutate(() -> pool.activate(request.userId(), request.idempotencyKey())))
+        .compose(again -> again.repeated() && again.lease().generation() == grant.lease().generation()
+            ? Future.succeededFuture(again) : committed(request, again));
   }
 
   private Future<TokenView> release(PoolMessages.Release request) {

@@ -21,6 +21,7 @@ public final class TokenRoutes {
   private static final String READ = "tokens:read";
   private static final String WRITE = "tokens:write";
   private static final String ADMIN = "admin";
+  private static final String IDEMPOTENCY_KEY = "Idempotency-Key";
 
   private final PoolClient pool;
   private final List<RequestInput.Declared> declared;
@@ -50,7 +51,7 @@ public final class TokenRoutes {
   }
 
   private void activate(RoutingContext ctx) {
-    pool.activate(PoolMessages.activate(RequestInput.body(ctx)))
+    pool.activate(PoolMessages.activate(RequestInput.body(ctx), ctx.request().headers().getAll(IDEMPOTENCY_KEY)))
         .onSuccess(view -> ctx.json(PoolJson.grant(view)))
         .onFailure(ctx::fail);
   }

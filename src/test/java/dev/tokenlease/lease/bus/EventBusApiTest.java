@@ -74,6 +74,32 @@ class EventBusApiTest {
   }
 
   @Test
+  @DisplayName("activate takes an idempotency_key: a retry answers the same lease, another user gets 422, a bad key 400")
+  void idempotentActivation(VertxTestContext test) {
+    String user = UUID.randomUUID().toString();
+    JsonObject request = new JsonObject().put("user_id", user).put("idempotency_key", "bus-" + UUID.randomUUID());
+    bus.<JsonObject>request(PoolAddresses.JSON_ACTIVATE, request)
+        .compose(first -> bus.<JsonObject>request(PoolAddresses.JSON_ACTIVATE, request)
+            .map(retry -> {
+              test.verify(() -> assertThat(retry.body()).isEqualTo(first.body()));
+              return retry;
+            }))
+        .compose(retry -> bus.request(PoolAddresses.JSON_ACTIVATE,
+            request.copy().put("user_id", UUID.randomUUID().toString())).transform(done -> {
+              test.verify(() -> {
+                assertThat(((ReplyException) done.cause()).failureCode()).isEqualTo(422);
+                assertThat(done.cause().getMessage()).isEqualTo("Idempotency-Key was used by another user.");
+              });
+              return bus.request(PoolAddresses.JSON_ACTIVATE, request.copy().put("idempotency_key", 17));
+            }))
+        .onComplete(test.failing(bad -> test.verify(() -> {
+          assertThat(((ReplyException) bad).failureCode()).isEqualTo(400);
+          assertThat(bad.getMessage()).isEqualTo("Invalid idempotency_key. Must be 1 to 255 visible ASCII characters.");
+          test.completeNow();
+        })));
+  }
+
+  @Test
   @DisplayName("failures arrive as ReplyException with the HTTP status as code and the same message")
   void failures(VertxTestContext test) {
     bus.request(PoolAddresses.JSON_ACTIVATE, new JsonObject().put("user_id", "nope"))

@@ -60,6 +60,11 @@ final class InMemoryPoolStore implements PoolStore {
     void commit() {
       poolContext.runOnContext(v -> outcome.complete(apply(this)));
     }
+
+    /** Refuses a held attempt, certainly not written, on the pool's event loop. */
+    void refuse() {
+      poolContext.runOnContext(v -> outcome.fail(refusal()));
+    }
   }
 
   private final List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
@@ -131,14 +136,18 @@ final class InMemoryPoolStore implements PoolStore {
     switch (now) {
       case COMMIT -> write.outcome.complete(apply(write));
       case HOLD -> { }
-      case REFUSE -> write.outcome.fail(new WriteBehindBatcher.NotSentException("refused by the database",
-          new IllegalStateException("connection refused")));
+      case REFUSE -> write.outcome.fail(refusal());
       case LOSE_ANSWER -> {
         apply(write);
         write.outcome.fail(new IllegalStateException("Connection reset"));
       }
     }
     return write.outcome.future();
+  }
+
+  private static WriteBehindBatcher.NotSentException refusal() {
+    return new WriteBehindBatcher.NotSentException("refused by the database",
+        new IllegalStateException("connection refused"));
   }
 
   private synchronized Outcome apply(Write write) {

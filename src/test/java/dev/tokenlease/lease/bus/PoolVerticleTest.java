@@ -127,7 +127,7 @@ class PoolVerticleTest {
   }
 
   private static PoolMessages.Activate activate(UUID user) {
-    return new PoolMessages.Activate(user);
+    return new PoolMessages.Activate(user, null);
   }
 
   @Test
@@ -234,6 +234,70 @@ class PoolVerticleTest {
           assertThat(store.committed()).extracting(PoolChange::generation).containsExactly(view.generation());
           answeredOnCommit.flag();
         })));
+      }));
+    }
+
+    @Test
+    @DisplayName("answers a retry under an Idempotency-Key only once the grant it repeats is committed, writing nothing more")
+    void retryWaitsForTheCommit(VertxTestContext test) {
+      UUID user = UUID.randomUUID();
+      store.answerAll(Answer.HOLD);
+      deploy(new JsonObject()).onComplete(test.succeeding(client -> {
+        Future<Grant> first = client.activate(new PoolMessages.Activate(user, "order-17"));
+        Future<Grant> retry = client.activate(new PoolMessages.Activate(user, "order-17"));
+        client.status().onComplete(test.succeeding(status -> test.verify(() -> {
+          assertThat(first.isComplete()).isFalse();
+          assertThat(retry.isComplete()).as("the retry waits for the grant's commit").isFalse();
+          assertThat(status.active()).isEqualTo(1);
+          assertThat(store.writes()).hasSize(1);
+          store.writes().get(0).commit();
+        })));
+        Future.all(first, retry).onComplete(test.succeeding(both -> test.verify(() -> {
+          assertThat(retry.result().repeated()).isTrue();
+          assertThat(retry.result().lease()).isEqualTo(first.result().lease());
+          assertThat(store.committed()).singleElement()
+              .satisfies(change -> assertThat(change.kind()).isEqualTo(PoolChange.Kind.GRANTED));
+          test.completeNow();
+        })));
+      }));
+    }
+
+    @Test
+    @DisplayName("refuses a retry whose grant the store refuses; the undone grant takes its Idempotency-Key with it")
+    void retryOfARefusedGrant(VertxTestContext test) {
+      UUID user = UUID.randomUUID();
+      store.answerAll(Answer.HOLD);
+      deploy(new JsonObject()).onComplete(test.succeeding(client -> {
+        Future<ApiException> undone = refused(client.activate(new PoolMessages.Activate(user, "order-17")));
+        Future<ApiException> retry = refused(client.activate(new PoolMessages.Activate(user, "order-17")));
+        client.status()
+            .compose(status -> {
+              store.writes().get(0).refuse();
+              store.answerAll(Answer.REFUSE);
+              return retry;
+            })
+            .compose(refusal -> {
+              test.verify(() -> {
+                assertThat(refusal.error()).isEqualTo(ErrorCode.UNAVAILABLE);
+                assertThat(refusal.getMessage())
+                    .isEqualTo("The database is not accepting writes (connection refused); try again shortly.");
+              });
+              time.advance(ACK_TIMEOUT);
+              return undone;
+            })
+            .compose(refusal -> {
+              store.answerAll(Answer.COMMIT);
+              Future<InMemoryPoolStore.Write> retried = store.nextWrite();
+              time.advance(PAST_RETRY_BACKOFF);
+              return retried;
+            })
+            .compose(retried -> client.activate(new PoolMessages.Activate(user, "order-17")))
+            .onComplete(test.succeeding(grant -> test.verify(() -> {
+              assertThat(grant.repeated()).as("no key was left by the undone grant").isFalse();
+              assertThat(store.committed()).extracting(PoolChange::generation)
+                  .containsExactly(grant.lease().generation());
+              test.completeNow();
+            })));
       }));
     }
 

@@ -224,6 +224,97 @@ class TokenApiTest {
   }
 
   @Nested
+  @DisplayName("POST /api/tokens/activate with an Idempotency-Key")
+  class IdempotentActivate {
+    private Response activate(String user, String key) {
+      return http.request("POST", "/api/tokens/activate", userBody(user),
+          "Content-Type", "application/json", "Idempotency-Key", key);
+    }
+
+    private String newKey() {
+      return "lease-" + UUID.randomUUID();
+    }
+
+    @Test
+    @DisplayName("a retry by the same user answers the same lease, renewed or not, and writes no new usage")
+    void sameUser() {
+      String user = newUser();
+      String key = newKey();
+      Response first = activate(user, key);
+      assertThat(first.status()).isEqualTo(200);
+      JsonObject grant = first.json();
+      String tokenId = grant.getString("token_id");
+      long uses = http.get("/api/tokens/" + tokenId).json().getLong("usage_count");
+      Response retry = activate(user, key);
+      assertThat(retry.status()).isEqualTo(200);
+      assertThat(retry.json()).isEqualTo(grant);
+      assertThat(http.get("/api/tokens/" + tokenId).json().getLong("usage_count")).isEqualTo(uses);
+      assertThat(http.get("/api/users/" + user + "/usages").array("usages")).hasSize(1);
+      assertThat(http.get("/api/tokens?state=active").array("tokens")).hasSize(1);
+
+      JsonObject renewed = http.post("/api/tokens/" + tokenId + "/renew", userBody(user)).json();
+      JsonObject afterRenewal = activate(user, key).json();
+      assertThat(afterRenewal.getString("expires_at")).isEqualTo(renewed.getString("expires_at"));
+      assertThat(afterRenewal.getLong("generation")).isEqualTo(grant.getLong("generation"));
+      assertThat(afterRenewal.getString("token_id")).isEqualTo(tokenId);
+    }
+
+    @Test
+    @DisplayName("the same key from another user is 422, and after the key's lease ended the retry is 409")
+    void otherUserAndEndedLease() {
+      String user = newUser();
+      String key = newKey();
+      JsonObject grant = activate(user, key).json();
+      assertError(activate(newUser(), key), 422, "unprocessable", "Idempotency-Key was used by another user.");
+      http.post("/api/tokens/" + grant.getString("token_id") + "/release", userBody(user));
+      assertError(activate(user, key), 409, "conflict", "The lease for this Idempotency-Key has ended.");
+      assertError(activate(newUser(), key), 422, "unprocessable", "Idempotency-Key was used by another user.");
+      assertThat(http.get("/api/tokens?state=active").array("tokens")).isEmpty();
+      assertThat(http.get("/api/users/" + user + "/usages").array("usages")).hasSize(1);
+    }
+
+    @ParameterizedTest(name = "<{0}>")
+    @ValueSource(strings = {"", "with space", "tab\there"})
+    @DisplayName("refuses a key that is not 1 to 255 visible ASCII characters, before anything changes")
+    void invalidKey(String key) {
+      String before = http.get("/api/tokens?state=active").raw();
+      String body = userBody(newUser());
+      Response response = http.raw("POST /api/tokens/activate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+          + "\r\nIdempotency-Key: " + key + "\r\nContent-Length: " + body.length() + "\r\nConnection: close\r\n\r\n"
+          + body);
+      assertError(response, 400, "bad_request", "Invalid Idempotency-Key header. Must be 1 to 255 visible ASCII characters.");
+      assertThat(http.get("/api/tokens?state=active").raw()).isEqualTo(before);
+    }
+
+    @Test
+    @DisplayName("refuses a key longer than 255 characters or not ASCII, and two keys; takes 255")
+    void keyLengthAndCount() {
+      String user = newUser();
+      assertError(activate(user, "k".repeat(256)), 400, "bad_request",
+          "Invalid Idempotency-Key header. Must be 1 to 255 visible ASCII characters.");
+      String body = userBody(user);
+      byte[] utf8 = ("POST /api/tokens/activate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+          + "\r\nIdempotency-Key: clé\r\nContent-Length: " + body.length() + "\r\nConnection: close\r\n\r\n" + body)
+          .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      assertError(http.raw(new String(utf8, java.nio.charset.StandardCharsets.ISO_8859_1)), 400, "bad_request",
+          "Invalid Idempotency-Key header. Must be 1 to 255 visible ASCII characters.");
+      assertError(http.request("POST", "/api/tokens/activate", body, "Content-Type", "application/json",
+          "Idempotency-Key", newKey(), "Idempotency-Key", newKey()), 400, "bad_request",
+          "Send at most one Idempotency-Key header.");
+      assertThat(activate(user, "~".repeat(255)).status()).isEqualTo(200);
+    }
+
+    @Test
+    @DisplayName("only the header counts: an idempotency_key field in the body is ignored like any other")
+    void bodyFieldIgnored() {
+      String body = new JsonObject().put("user_id", newUser()).put("idempotency_key", newKey()).encode();
+      String first = http.post("/api/tokens/activate", body).json().getString("token_id");
+      String second = http.post("/api/tokens/activate", body).json().getString("token_id");
+      assertThat(second).isNotEqualTo(first);
+    }
+  }
+
+  @Nested
   @DisplayName("GET /api/tokens")
   class ListTokens {
     @Test
