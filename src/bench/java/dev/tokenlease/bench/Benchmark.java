@@ -258,7 +258,7 @@ public final class Benchmark {
   private static double poolCoreRate(int size) {
     List<PoolSnapshot.StoredToken> tokens = new ArrayList<>(size);
     for (int i = 1; i <= size; i++) {
-      tokens.add(new PoolSnapshot.StoredToken(UUID.randomUUID(), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+      tokens.add(new PoolSnapshot.StoredToken(UUID.randomUUID(), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0));
     }
     TokenPool pool = new TokenPool(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME), Duration.ofHours(1),
         Clock.systemUTC(), System::nanoTime);

@@ -26,15 +26,13 @@ final class IdempotencyKeys {
     final String key;
     final Token token;
     final Lease lease;
-    final Grant.Evicted evicted;
     final long forgetAtNanos;
     boolean queued;
 
-    Entry(String key, Token token, Lease lease, Grant.Evicted evicted, long forgetAtNanos) {
+    Entry(String key, Token token, Lease lease, long forgetAtNanos) {
       this.key = key;
       this.token = token;
       this.lease = lease;
-      this.evicted = evicted;
       this.forgetAtNanos = forgetAtNanos;
     }
 
@@ -58,11 +56,12 @@ final class IdempotencyKeys {
   }
 
   /** Remembers a key just granted, until {@code forgetAtNanos} and while its lease lives. */
-  void remember(String key, Token token, Lease lease, Grant.Evicted evicted, long forgetAtNanos) {
+  void remember(Token token, Lease lease, long forgetAtNanos) {
     if (byGrant.size() >= QUEUED) {
       dequeueOldest();
     }
-    Entry entry = new Entry(key, token, lease, evicted, forgetAtNanos);
+    String key = lease.idempotencyKey;
+    Entry entry = new Entry(key, token, lease, forgetAtNanos);
     enqueue(entry);
     if (undo != null) {
       undo.keys(() -> {
@@ -73,18 +72,18 @@ final class IdempotencyKeys {
   }
 
   /**
-   * A key of a lease restored at start-up: queued if its TTL from the grant has not passed, else
-   * kept for as long as its lease lives. Restored in grant order; not undoable.
+   * The key of a lease restored at start-up: queued if its TTL from the grant has not passed, else
+   * kept for as long as its lease lives. Called in grant order; not undoable.
    */
-  void restore(String key, Token token, Lease lease, Grant.Evicted evicted, long forgetAtNanos, long nowNanos) {
-    Entry entry = new Entry(key, token, lease, evicted, forgetAtNanos);
+  void restore(Token token, Lease lease, long forgetAtNanos, long nowNanos) {
+    Entry entry = new Entry(lease.idempotencyKey, token, lease, forgetAtNanos);
     if (nowNanos - forgetAtNanos < 0) {
       if (byGrant.size() >= QUEUED) {
         byGrant.pollFirst().queued = false;
       }
       enqueue(entry);
     } else {
-      byKey.put(key, entry);
+      byKey.put(entry.key, entry);
     }
   }
 

@@ -14,16 +14,19 @@ final class Lease {
   final long startedNanos;
   /** The Idempotency-Key it was granted under, or null. */
   final String idempotencyKey;
+  /** The lease its grant evicted to take the token, or null. */
+  final Grant.Evicted evicted;
   long expiresAtMillis;
   long deadlineNanos;
 
   Lease(UUID userId, long generation, long startedAtMillis, long startedNanos, String idempotencyKey,
-      long expiresAtMillis, long deadlineNanos) {
+      Grant.Evicted evicted, long expiresAtMillis, long deadlineNanos) {
     this.userId = userId;
     this.generation = generation;
     this.startedAtMillis = startedAtMillis;
     this.startedNanos = startedNanos;
     this.idempotencyKey = idempotencyKey;
+    this.evicted = evicted;
     this.expiresAtMillis = expiresAtMillis;
     this.deadlineNanos = deadlineNanos;
   }

@@ -8,6 +8,11 @@ import java.util.UUID;
  * change per usage and per token in a batch needs writing.
  *
  * <p>Times are epoch milliseconds; {@link #NO_TIME} stands for "not set".
+ *
+ * @param tokenEvictedUserId the token's eviction notice (its last evicted lease's holder), or null
+ * @param tokenEvictedGeneration that lease's generation, 0 with no notice
+ * @param idempotencyKey the Idempotency-Key the usage was granted under, or null
+ * @param evictedGeneration the lease the usage's grant evicted, 0 if it took a free token
  */
 public record PoolChange(
     Kind kind,
@@ -20,7 +25,11 @@ public record PoolChange(
     EndReason endReason,
     long tokenActivatedAtMillis,
     long tokenReleasedAtMillis,
-    long tokenUsageCount) {
+    long tokenUsageCount,
+    UUID tokenEvictedUserId,
+    long tokenEvictedGeneration,
+    String idempotencyKey,
+    long evictedGeneration) {
 
   public static final long NO_TIME = Token.NO_TIME;
 
@@ -40,7 +49,11 @@ public record PoolChange(
         reason,
         token.activatedAtMillis,
         token.releasedAtMillis,
-        token.usageCount);
+        token.usageCount,
+        token.evictedUserId,
+        token.evictedGeneration,
+        lease.idempotencyKey,
+        lease.evicted == null ? 0 : lease.evicted.generation());
   }
 
   /** The name used on the {@code tokens.events} address. */

@@ -16,11 +16,23 @@ public record PoolSnapshot(
     long lastGeneration,
     long activationsBlockedUntilMillis) {
 
-  /** A token row; times are epoch millis or {@link PoolChange#NO_TIME}. */
+  /**
+   * A token row; times are epoch millis or {@link PoolChange#NO_TIME}.
+   *
+   * @param evictedUserId the holder of the token's last evicted lease while its eviction notice
+   *     holds, else null (and {@code evictedGeneration} 0)
+   */
   public record StoredToken(
-      UUID id, int seq, long activatedAtMillis, long releasedAtMillis, long usageCount) {}
+      UUID id, int seq, long activatedAtMillis, long releasedAtMillis, long usageCount,
+      UUID evictedUserId, long evictedGeneration) {}
 
-  /** A usage row whose {@code ended_at} is still null. */
+  /**
+   * A usage row whose {@code ended_at} is still null.
+   *
+   * @param idempotencyKey the key it was granted under, or null
+   * @param evicted the lease its grant evicted, if it has a key (for a retry's answer), else null
+   */
   public record StoredLease(
-      long generation, UUID tokenId, UUID userId, long startedAtMillis, long expiresAtMillis) {}
+      long generation, UUID tokenId, UUID userId, long startedAtMillis, long expiresAtMillis,
+      String idempotencyKey, Grant.Evicted evicted) {}
 }

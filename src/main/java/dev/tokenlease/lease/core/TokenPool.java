@@ -54,7 +54,8 @@ public final class TokenPool {
   /**
    * Rebuilds the pool from a snapshot. Leases that ran out before now are closed at their expiry
    * instant; a lease with more than one TTL left (a shorter TTL than when it was granted) is cut to
-   * one TTL from now. Both are recorded as changes.
+   * one TTL from now. Both are recorded as changes. The Idempotency-Keys of the open leases are
+   * remembered again as if the service had not stopped; keys of leases that had ended are not.
    *
    * @param nanoTime a monotonic clock, as {@link System#nanoTime()}
    */
@@ -84,6 +85,8 @@ public final class TokenPool {
       token.activatedAtMillis = row.activatedAtMillis();
       token.releasedAtMillis = row.releasedAtMillis();
       token.usageCount = row.usageCount();
+      token.evictedUserId = row.evictedUserId();
+      token.evictedGeneration = row.evictedGeneration();
       tokensInOrder[i] = token;
       if (tokensById.put(token.id, token) != null) {
         throw new IllegalArgumentException("duplicate token id " + token.id);
@@ -124,8 +127,8 @@ public final class TokenPool {
       lastGeneration = Math.max(lastGeneration, row.generation());
       long expiresAt = Math.min(row.expiresAtMillis(), nowMillis + ttlMillis);
       Lease lease = new Lease(row.userId(), row.generation(), row.startedAtMillis(),
-          nowNanos - (nowMillis - row.startedAtMillis()) * 1_000_000L, null, expiresAt,
-          nowNanos + (expiresAt - nowMillis) * 1_000_000L);
+          nowNanos - (nowMillis - row.startedAtMillis()) * 1_000_000L, row.idempotencyKey(), row.evicted(),
+          expiresAt, nowNanos + (expiresAt - nowMillis) * 1_000_000L);
       if (expiresAt <= nowMillis) {
         // Ran out while the service was down: closed at its expiry instant.
         token.releasedAtMillis = expiresAt;
@@ -138,6 +141,11 @@ public final class TokenPool {
         changes.add(PoolChange.of(PoolChange.Kind.RENEWED, token, lease, PoolChange.NO_TIME, null));
       }
     }
+    // Keys wait in grant order, which is generation order.
+    Arrays.stream(tokensInOrder).filter(t -> t.lease != null && t.lease.idempotencyKey != null)
+        .sorted(Comparator.comparingLong(t -> t.lease.generation))
+        .forEach(t -> keys.restore(t, t.lease,
+            nowNanos + (t.lease.startedAtMillis + ttlMillis - nowMillis) * 1_000_000L, nowNanos));
   }
 
   /**
@@ -166,7 +174,7 @@ public final class TokenPool {
       if (!known.alive()) {
         throw new ApiException(ErrorCode.CONFLICT, "The lease for this Idempotency-Key has ended.");
       }
-      return new Grant(view(known.token), known.evicted, true);
+      return new Grant(view(known.token), known.lease.evicted, true);
     }
     if (blocked) {
       if (nowNanos - blockedUntilNanos < 0) {
@@ -196,8 +204,8 @@ public final class TokenPool {
     }
     Token token = available.head();
     removeFrom(available, token);
-    Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowNanos, idempotencyKey, nowMillis + ttlMillis,
-        nowNanos + ttlNanos);
+    Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowNanos, idempotencyKey, evicted,
+        nowMillis + ttlMillis, nowNanos + ttlNanos);
     saveState(token);
     token.lease = lease;
     token.activatedAtMillis = nowMillis;
@@ -210,7 +218,7 @@ public final class TokenPool {
     }
     appendTo(active, token);
     if (idempotencyKey != null) {
-      keys.remember(idempotencyKey, token, lease, evicted, nowNanos + ttlNanos);
+      keys.remember(token, lease, nowNanos + ttlNanos);
     }
     changes.add(PoolChange.of(PoolChange.Kind.GRANTED, token, lease, PoolChange.NO_TIME, null));
     return new Grant(view(token), evicted, false);

@@ -51,11 +51,23 @@ final class Sql {
       """;
 
   static final String LOAD_TOKENS = """
-      SELECT id, seq, activated_at, released_at, usage_count FROM tokens ORDER BY seq
+      SELECT id, seq, activated_at, released_at, usage_count, evicted_user_id, evicted_generation
+        FROM tokens ORDER BY seq
       """;
 
+  /**
+   * The open leases, and for those granted under an Idempotency-Key the lease their grant evicted
+   * (a retry's answer names it). Lateral, so that each is one primary-key probe, never a scan.
+   */
   static final String LOAD_OPEN_LEASES = """
-      SELECT generation, token_id, user_id, started_at, expires_at FROM usages WHERE ended_at IS NULL
+      SELECT u.generation, u.token_id, u.user_id, u.started_at, u.expires_at, u.idempotency_key,
+             u.evicted_generation, e.user_id AS evicted_user_id, e.started_at AS evicted_started_at,
+             e.ended_at AS evicted_ended_at
+        FROM usages AS u
+        LEFT JOIN LATERAL (
+          SELECT user_id, started_at, ended_at FROM usages
+           WHERE u.idempotency_key IS NOT NULL AND generation = u.evicted_generation) AS e ON true
+       WHERE u.ended_at IS NULL
       """;
 
   /**
@@ -63,8 +75,9 @@ final class Sql {
    * its predecessor ($16 - 1) and only for the current writer's epoch ($18); otherwise every part
    * joins an empty fence and nothing is written. It also stamps the server's clock as proof of
    * life and raises the generation reservation ($17). Usages from earlier batches are closed or
-   * re-timed, usages granted in this batch are inserted in their final state, and the tokens'
-   * counters are set. The one-open-usage-per-token guard is checked at commit, so the order in
+   * re-timed, usages granted in this batch are inserted in their final state (with their
+   * Idempotency-Key and the lease they evicted, $19 and $20, numbered after the fence's parameters),
+   * and the tokens' counters and eviction notices ($21, $22) are set. The one-open-usage-per-token guard is checked at commit, so the order in
    * which the parts run does not matter. Times travel as epoch milliseconds (null for "not set"),
    * which encode far cheaper than timestamp arrays.
    */
@@ -82,18 +95,22 @@ final class Sql {
                AS c (generation, expires_ms, ended_ms, end_reason), fence
          WHERE u.generation = c.generation
       ), inserted AS (
-        INSERT INTO usages (generation, token_id, user_id, started_at, expires_at, ended_at, end_reason)
+        INSERT INTO usages (generation, token_id, user_id, started_at, expires_at, ended_at, end_reason,
+                            idempotency_key, evicted_generation)
         SELECT c.generation, c.token_id, c.user_id, tokens_ms_to_time(c.started_ms), tokens_ms_to_time(c.expires_ms), tokens_ms_to_time(c.ended_ms),
-               c.end_reason
-          FROM unnest($5::bigint[], $6::uuid[], $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[])
-               AS c (generation, token_id, user_id, started_ms, expires_ms, ended_ms, end_reason), fence
+               c.end_reason, c.idempotency_key, c.evicted_generation
+          FROM unnest($5::bigint[], $6::uuid[], $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
+                      $19::text[], $20::bigint[])
+               AS c (generation, token_id, user_id, started_ms, expires_ms, ended_ms, end_reason, idempotency_key,
+                     evicted_generation), fence
         ON CONFLICT (generation) DO UPDATE
            SET expires_at = EXCLUDED.expires_at, ended_at = EXCLUDED.ended_at, end_reason = EXCLUDED.end_reason
       ), counted AS (
         UPDATE tokens AS t
-           SET activated_at = tokens_ms_to_time(c.activated_ms), released_at = tokens_ms_to_time(c.released_ms), usage_count = c.usage_count
-          FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[])
-               AS c (id, activated_ms, released_ms, usage_count), fence
+           SET activated_at = tokens_ms_to_time(c.activated_ms), released_at = tokens_ms_to_time(c.released_ms), usage_count = c.usage_count,
+               evicted_user_id = c.evicted_user_id, evicted_generation = c.evicted_generation
+          FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $21::uuid[], $22::bigint[])
+               AS c (id, activated_ms, released_ms, usage_count, evicted_user_id, evicted_generation), fence
          WHERE t.id = c.id
       )
       SELECT count(*) AS applied FROM fence

@@ -1,6 +1,7 @@
 package dev.tokenlease.lease.persistence;
 
 import dev.tokenlease.lease.core.EndReason;
+import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.lease.core.PoolSnapshot;
 import dev.tokenlease.platform.config.AckMode;
@@ -167,9 +168,14 @@ public final class UsageRepository implements PoolStore {
         conn.query(Sql.LOAD_OPEN_LEASES).execute().map(leaseRows -> {
           List<PoolSnapshot.StoredLease> leases = new ArrayList<>(leaseRows.size());
           for (Row row : leaseRows) {
-            leases.add(new PoolSnapshot.StoredLease(row.getLong("generation"), row.getUUID("token_id"),
+            UUID tokenId = row.getUUID("token_id");
+            UUID evictedUser = row.getUUID("evicted_user_id");
+            Grant.Evicted evicted = evictedUser == null ? null : new Grant.Evicted(tokenId, evictedUser,
+                row.getLong("evicted_generation"), Math.max(0, millis(row.getOffsetDateTime("evicted_ended_at"))
+                    - millis(row.getOffsetDateTime("evicted_started_at"))));
+            leases.add(new PoolSnapshot.StoredLease(row.getLong("generation"), tokenId,
                 row.getUUID("user_id"), millis(row.getOffsetDateTime("started_at")),
-                millis(row.getOffsetDateTime("expires_at"))));
+                millis(row.getOffsetDateTime("expires_at")), row.getString("idempotency_key"), evicted));
           }
           return new PoolSnapshot(tokens, leases, lastGeneration, activationsBlockedUntil);
         })));
@@ -188,9 +194,11 @@ public final class UsageRepository implements PoolStore {
   private void readTokens(Cursor cursor, List<PoolSnapshot.StoredToken> into, Promise<List<PoolSnapshot.StoredToken>> done) {
     cursor.read(LOAD_FETCH_SIZE).onFailure(done::fail).onSuccess(rows -> {
       for (Row row : rows) {
+        Long evictedGeneration = row.getLong("evicted_generation");
         into.add(new PoolSnapshot.StoredToken(row.getUUID("id"), row.getInteger("seq"),
             millis(row.getOffsetDateTime("activated_at")), millis(row.getOffsetDateTime("released_at")),
-            row.getLong("usage_count")));
+            row.getLong("usage_count"), row.getUUID("evicted_user_id"),
+            evictedGeneration == null ? 0 : evictedGeneration));
       }
       if (cursor.hasMore()) {
         readTokens(cursor, into, done);
@@ -228,6 +236,8 @@ public final class UsageRepository implements PoolStore {
     addInserted(params, inserted);
     addTokens(params, tokens.values());
     params.addLong(seq).addLong(reserveUpTo).addLong(epoch);
+    addGrantOrigins(params, inserted);
+    addEvictionNotices(params, tokens.values());
     return pg.getConnection()
         .recover(err -> Future.failedFuture(new WriteBehindBatcher.NotSentException("no database connection", err)))
         .compose(conn -> bounded(conn, conn.preparedQuery(Sql.WRITE_BATCH).execute(params))
@@ -309,6 +319,33 @@ public final class UsageRepository implements PoolStore {
       i++;
     }
     params.addArrayOfUUID(ids).addArrayOfLong(activated).addArrayOfLong(released).addArrayOfLong(counts);
+  }
+
+  /** Of each inserted usage, in the order of {@link #addInserted}: its key and the lease its grant evicted. */
+  private static void addGrantOrigins(Tuple params, List<PoolChange> inserted) {
+    int n = inserted.size();
+    String[] keys = new String[n];
+    Long[] evicted = new Long[n];
+    for (int i = 0; i < n; i++) {
+      PoolChange c = inserted.get(i);
+      keys[i] = c.idempotencyKey();
+      evicted[i] = c.evictedGeneration() == 0 ? null : c.evictedGeneration();
+    }
+    params.addArrayOfString(keys).addArrayOfLong(evicted);
+  }
+
+  /** Of each token, in the order of {@link #addTokens}: its eviction notice. */
+  private static void addEvictionNotices(Tuple params, java.util.Collection<PoolChange> tokens) {
+    int n = tokens.size();
+    UUID[] users = new UUID[n];
+    Long[] generations = new Long[n];
+    int i = 0;
+    for (PoolChange c : tokens) {
+      users[i] = c.tokenEvictedUserId();
+      generations[i] = c.tokenEvictedGeneration() == 0 ? null : c.tokenEvictedGeneration();
+      i++;
+    }
+    params.addArrayOfUUID(users).addArrayOfLong(generations);
   }
 
   /** Epoch millis, or null for {@link PoolChange#NO_TIME}. */

@@ -176,7 +176,7 @@ final class InMemoryPoolStore implements PoolStore {
   public synchronized Future<Void> ensureTokens(int poolSize) {
     while (tokens.size() < poolSize) {
       tokens.add(new PoolSnapshot.StoredToken(UUID.randomUUID(), tokens.size() + 1, PoolChange.NO_TIME,
-          PoolChange.NO_TIME, 0));
+          PoolChange.NO_TIME, 0, null, 0));
     }
     return Future.succeededFuture();
   }

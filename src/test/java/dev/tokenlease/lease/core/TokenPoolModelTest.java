@@ -344,7 +344,7 @@ class TokenPoolModelTest {
       List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
       int seq = 1;
       for (UUID id : tokenIds(size)) {
-        tokens.add(new PoolSnapshot.StoredToken(id, seq++, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+        tokens.add(new PoolSnapshot.StoredToken(id, seq++, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0));
       }
       pool = new TokenPool(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
       model = new Model(tokenIds(size));
@@ -594,7 +594,7 @@ class TokenPoolModelTest {
       ModelToken token = tokens.values().stream().filter(t -> t.lease == null)
           .min(Comparator.comparingLong(t -> t.freed)).orElseThrow();
       token.lease = new ModelLease(user, generation, nowMillis, nowNanos, nowMillis + ttlMillis, nowNanos + ttlNanos,
-          ++clock);
+          ++clock, key, evicted == null ? 0 : evicted.generation());
       token.activatedAt = nowMillis;
       token.releasedAt = PoolChange.NO_TIME;
       token.usage++;
@@ -641,7 +641,7 @@ class TokenPoolModelTest {
       ModelToken token = tokens.get(id);
       ModelLease old = token.lease;
       token.lease = new ModelLease(old.user(), old.generation(), old.startedAt(), old.startedNanos(),
-          nowMillis + ttlMillis, nowNanos + ttlNanos, ++clock);
+          nowMillis + ttlMillis, nowNanos + ttlNanos, ++clock, old.key(), old.evictedGeneration());
       changes.add(change(PoolChange.Kind.RENEWED, token, token.lease, PoolChange.NO_TIME, null));
       return Outcome.ok(token.view());
     }
@@ -735,8 +735,10 @@ class TokenPoolModelTest {
 
     private static PoolChange change(PoolChange.Kind kind, ModelToken token, ModelLease lease, long endedAt,
         EndReason reason) {
+      ModelUsage notice = token.evictionNotice();
       return new PoolChange(kind, lease.generation(), token.id, lease.user(), lease.startedAt(), lease.expiresAt(),
-          endedAt, reason, token.activatedAt, token.releasedAt, token.usage);
+          endedAt, reason, token.activatedAt, token.releasedAt, token.usage, notice == null ? null : notice.user(),
+          notice == null ? 0 : notice.generation(), lease.key(), lease.evictedGeneration());
     }
   }
 
@@ -785,9 +787,13 @@ class TokenPoolModelTest {
     }
   }
 
-  /** @param touched when granted or last renewed, on the model's event clock */
+  /**
+   * @param touched when granted or last renewed, on the model's event clock
+   * @param key the Idempotency-Key it was granted under, or null
+   * @param evictedGeneration the lease its grant evicted, 0 for none
+   */
   record ModelLease(UUID user, long generation, long startedAt, long startedNanos, long expiresAt, long deadline,
-      long touched) {}
+      long touched, String key, long evictedGeneration) {}
 
   /** A grant under an Idempotency-Key, with the eviction its answer named. */
   record KeyedGrant(String key, UUID user, UUID tokenId, long generation, long grantedNanos, Grant.Evicted evicted) {}

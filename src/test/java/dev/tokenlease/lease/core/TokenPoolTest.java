@@ -44,7 +44,7 @@ class TokenPoolTest {
     for (int i = 1; i <= size; i++) {
       UUID id = new UUID(0, i);
       ids.add(id);
-      tokens.add(new PoolSnapshot.StoredToken(id, i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+      tokens.add(new PoolSnapshot.StoredToken(id, i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0));
     }
     return new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME);
   }
@@ -568,12 +568,12 @@ class TokenPoolTest {
     long now = T0.toEpochMilli();
     PoolSnapshot snapshot = new PoolSnapshot(
         List.of(
-            new PoolSnapshot.StoredToken(a, 1, now - 300_000, PoolChange.NO_TIME, 4),
-            new PoolSnapshot.StoredToken(b, 2, now - 60_000, PoolChange.NO_TIME, 2),
-            new PoolSnapshot.StoredToken(c, 3, now - 900_000, now - 800_000, 1)),
+            new PoolSnapshot.StoredToken(a, 1, now - 300_000, PoolChange.NO_TIME, 4, null, 0),
+            new PoolSnapshot.StoredToken(b, 2, now - 60_000, PoolChange.NO_TIME, 2, null, 0),
+            new PoolSnapshot.StoredToken(c, 3, now - 900_000, now - 800_000, 1, null, 0)),
         List.of(
-            new PoolSnapshot.StoredLease(7, a, user(1), now - 300_000, now - 180_000),
-            new PoolSnapshot.StoredLease(9, b, user(2), now - 60_000, now + 60_000)),
+            new PoolSnapshot.StoredLease(7, a, user(1), now - 300_000, now - 180_000, null, null),
+            new PoolSnapshot.StoredLease(9, b, user(2), now - 60_000, now + 60_000, null, null)),
         9, PoolChange.NO_TIME);
     TokenPool pool = restore(snapshot);
     assertThat(pool.get(a).state()).isEqualTo(TokenState.AVAILABLE);
@@ -599,8 +599,8 @@ class TokenPoolTest {
     UUID a = new UUID(0, 1);
     long now = T0.toEpochMilli();
     PoolSnapshot snapshot = new PoolSnapshot(
-        List.of(new PoolSnapshot.StoredToken(a, 1, now, PoolChange.NO_TIME, 1)),
-        List.of(new PoolSnapshot.StoredLease(1, a, user(1), now, now + 3_600_000)), 1, PoolChange.NO_TIME);
+        List.of(new PoolSnapshot.StoredToken(a, 1, now, PoolChange.NO_TIME, 1, null, 0)),
+        List.of(new PoolSnapshot.StoredLease(1, a, user(1), now, now + 3_600_000, null, null)), 1, PoolChange.NO_TIME);
     TokenPool pool = restore(snapshot);
     assertThat(pool.get(a).expiresAt()).isEqualTo(T0.plus(TTL));
     assertThat(pool.drainChanges()).singleElement()
@@ -608,11 +608,80 @@ class TokenPoolTest {
   }
 
   @Test
+  @DisplayName("what a restart restores: the keys of open leases, with the eviction they named, and each token's notice")
+  void restoreKeysAndNotices() {
+    UUID a = new UUID(0, 1);
+    UUID b = new UUID(0, 2);
+    UUID c = new UUID(0, 3);
+    long now = T0.toEpochMilli();
+    Grant.Evicted evicted = new Grant.Evicted(a, user(7), 4, 90_000);
+    PoolSnapshot snapshot = new PoolSnapshot(
+        List.of(
+            new PoolSnapshot.StoredToken(a, 1, now - 30_000, PoolChange.NO_TIME, 5, user(7), 4),
+            new PoolSnapshot.StoredToken(b, 2, now - 200_000, PoolChange.NO_TIME, 1, null, 0),
+            new PoolSnapshot.StoredToken(c, 3, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0)),
+        List.of(
+            new PoolSnapshot.StoredLease(5, a, user(1), now - 30_000, now + 90_000, "recent", evicted),
+            // Granted more than one TTL ago and renewed since: its key lasts as long as the lease.
+            new PoolSnapshot.StoredLease(3, b, user(2), now - 200_000, now + 10_000, "renewed", null)),
+        5, PoolChange.NO_TIME);
+    TokenPool pool = restore(snapshot);
+    pool.drainChanges();
+
+    Grant retry = pool.activate(user(1), "recent");
+    assertThat(retry.repeated()).isTrue();
+    assertThat(retry.lease().generation()).isEqualTo(5);
+    assertThat(retry.lease().expiresAt()).isEqualTo(T0.plusSeconds(90));
+    assertThat(retry.evicted()).isEqualTo(evicted);
+    assertRefused(() -> pool.activate(user(3), "recent"), ErrorCode.UNPROCESSABLE,
+        "Idempotency-Key was used by another user.");
+    assertThat(pool.activate(user(2), "renewed").lease().generation()).isEqualTo(3);
+    assertConflict(() -> pool.release(a, user(7), 4L), "Token was evicted.");
+    assertThat(pool.drainChanges()).isEmpty();
+
+    // "recent" stays known until one TTL from its grant; "renewed" goes with its lease.
+    time.advance(Duration.ofSeconds(10));
+    assertThat(pool.activate(user(2), "renewed").repeated()).as("expired with its lease").isFalse();
+    pool.release(a, user(1), null);
+    assertRefused(() -> pool.activate(user(1), "recent"), ErrorCode.CONFLICT, ENDED);
+    time.advance(Duration.ofSeconds(80));
+    assertThat(pool.activate(user(1), "recent").repeated()).isFalse();
+  }
+
+  @Test
+  @DisplayName("changes carry what is stored: a grant's key and the lease it evicted, and the token's notice")
+  void changesCarryKeysAndNotices() {
+    TokenPool pool = pool(1);
+    Grant first = pool.activate(user(1), "first");
+    Grant second = pool.activate(user(2), "second");
+    List<PoolChange> changes = pool.drainChanges();
+    assertThat(changes).extracting(PoolChange::kind)
+        .containsExactly(PoolChange.Kind.GRANTED, PoolChange.Kind.ENDED, PoolChange.Kind.GRANTED);
+    assertThat(changes.get(0).idempotencyKey()).isEqualTo("first");
+    assertThat(changes.get(0).evictedGeneration()).isZero();
+    assertThat(changes.get(0).tokenEvictedUserId()).isNull();
+    PoolChange eviction = changes.get(1);
+    assertThat(eviction.endReason()).isEqualTo(EndReason.EVICTED);
+    assertThat(eviction.tokenEvictedUserId()).isEqualTo(user(1));
+    assertThat(eviction.tokenEvictedGeneration()).isEqualTo(first.lease().generation());
+    PoolChange grant = changes.get(2);
+    assertThat(grant.idempotencyKey()).isEqualTo("second");
+    assertThat(grant.evictedGeneration()).isEqualTo(first.lease().generation());
+    assertThat(grant.tokenEvictedUserId()).isEqualTo(user(1));
+    // The evicted holder takes the token back: the token's notice passes to the lease it evicts.
+    pool.activate(user(1));
+    assertThat(pool.drainChanges()).last().satisfies(change -> {
+      assertThat(change.tokenEvictedUserId()).isEqualTo(user(2));
+      assertThat(change.tokenEvictedGeneration()).isEqualTo(second.lease().generation());
+    });
+  }
+
+  @Test
   @DisplayName("after an unclean stop in memory mode, activations wait until lost grants must have expired")
   void blockedActivations() {
     UUID a = new UUID(0, 1);
     PoolSnapshot snapshot = new PoolSnapshot(
-        List.of(new PoolSnapshot.StoredToken(a, 1, PoolChange.NO_TIME, PoolChange.NO_TIME, 0)), List.of(), 0,
+        List.of(new PoolSnapshot.StoredToken(a, 1, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0)), List.of(), 0,
         T0.plusSeconds(30).toEpochMilli());
     TokenPool pool = restore(snapshot);
     assertThatThrownBy(() -> pool.activate(user(1)))
@@ -637,7 +706,7 @@ class TokenPoolTest {
     ids = new ArrayList<>();
     for (int i = 1; i <= 4; i++) {
       ids.add(new UUID(0, i));
-      tokens.add(new PoolSnapshot.StoredToken(ids.get(i - 1), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0));
+      tokens.add(new PoolSnapshot.StoredToken(ids.get(i - 1), i, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0));
     }
     TokenPool pool = new TokenPool(new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
     TokenView a = pool.activate(user(1)).lease();
@@ -676,8 +745,8 @@ class TokenPoolTest {
   @DisplayName("steps before a forgotten mark cannot be undone; steps after it still can")
   void forgetBefore() {
     TokenPool pool = new TokenPool(new PoolSnapshot(List.of(
-        new PoolSnapshot.StoredToken(new UUID(0, 1), 1, PoolChange.NO_TIME, PoolChange.NO_TIME, 0),
-        new PoolSnapshot.StoredToken(new UUID(0, 2), 2, PoolChange.NO_TIME, PoolChange.NO_TIME, 0)),
+        new PoolSnapshot.StoredToken(new UUID(0, 1), 1, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0),
+        new PoolSnapshot.StoredToken(new UUID(0, 2), 2, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0)),
         List.of(), 0, PoolChange.NO_TIME), TTL, time, time::nanoTime, true);
     pool.activate(user(1));
     long kept = pool.undoMark();

@@ -84,6 +84,51 @@ class RestartTest {
     }
   }
 
+  private static Http.Response activate(Http http, String user, String key) {
+    return http.request("POST", "/api/tokens/activate", new JsonObject().put("user_id", user).encode(),
+        "Content-Type", "application/json", "Idempotency-Key", key);
+  }
+
+  @Test
+  @DisplayName("an open lease's Idempotency-Key still answers that lease after a restart, and an eviction notice still holds")
+  void keysAndNoticesSurvive() throws Exception {
+    String evictedUser = UUID.randomUUID().toString();
+    String holder = UUID.randomUUID().toString();
+    String key = "order-" + UUID.randomUUID();
+    JsonObject evictedGrant;
+    JsonObject grant;
+    try (RunningService first = start(1, "PT1M")) {
+      Http http = first.http();
+      evictedGrant = http.activate(evictedUser);
+      Http.Response answer = activate(http, holder, key);
+      assertThat(answer.status()).isEqualTo(200);
+      grant = answer.json();
+      assertThat(grant.getJsonObject("evicted").getString("user_id")).isEqualTo(evictedUser);
+    }
+    try (RunningService second = start(1, "PT1M")) {
+      Http http = second.http();
+      Http.Response retry = activate(http, holder, key);
+      assertThat(retry.status()).as(retry.toString()).isEqualTo(200);
+      JsonObject again = retry.json();
+      assertThat(again.getString("token_id")).isEqualTo(grant.getString("token_id"));
+      assertThat(again.getLong("generation")).isEqualTo(grant.getLong("generation"));
+      assertThat(again.getString("expires_at")).isEqualTo(grant.getString("expires_at"));
+      JsonObject evicted = again.getJsonObject("evicted");
+      assertThat(evicted.getString("user_id")).isEqualTo(evictedUser);
+      assertThat(evicted.getLong("generation")).isEqualTo(evictedGrant.getLong("generation"));
+      // After a restart, from the stored start and end (milliseconds) rather than the monotonic clock.
+      assertThat(evicted.getLong("held_ms")).isCloseTo(grant.getJsonObject("evicted").getLong("held_ms"),
+          org.assertj.core.data.Offset.offset(50L));
+      assertThat(http.get("/api/users/" + holder + "/usages").json().getJsonArray("usages")).hasSize(1);
+
+      assertThat(activate(http, UUID.randomUUID().toString(), key).status()).isEqualTo(422);
+      Http.Response stale = http.post("/api/tokens/" + grant.getString("token_id") + "/release",
+          new JsonObject().put("user_id", evictedUser).encode());
+      assertThat(stale.status()).isEqualTo(409);
+      assertThat(stale.json().getString("message")).isEqualTo("Token was evicted.");
+    }
+  }
+
   @Test
   @DisplayName("leases that ran out while the service was down are closed at their expiry instant")
   void expiredWhileDown() throws Exception {

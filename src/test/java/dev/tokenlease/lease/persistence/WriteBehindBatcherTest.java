@@ -72,7 +72,7 @@ class WriteBehindBatcherTest {
     List<PoolChange> out = new ArrayList<>();
     for (int i = 0; i < n; i++) {
       out.add(new PoolChange(PoolChange.Kind.ENDED, i + 1, UUID.randomUUID(), UUID.randomUUID(), 0, 1, 1,
-          EndReason.RELEASED, 0, 1, 1));
+          EndReason.RELEASED, 0, 1, 1, null, 0, null, 0));
     }
     return out;
   }

@@ -17,7 +17,7 @@ class RecentChangesTest {
     List<PoolChange> changes = new ArrayList<>();
     for (int i = 0; i < size; i++) {
       changes.add(new PoolChange(PoolChange.Kind.GRANTED, firstId + i, UUID.randomUUID(), UUID.randomUUID(), 0,
-          1000, PoolChange.NO_TIME, null, 0, PoolChange.NO_TIME, 1));
+          1000, PoolChange.NO_TIME, null, 0, PoolChange.NO_TIME, 1, null, 0, null, 0));
     }
     return new CommittedChanges(changes, firstId);
   }
