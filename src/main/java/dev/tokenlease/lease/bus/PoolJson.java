@@ -33,21 +33,25 @@ public final class PoolJson {
 
   /**
    * The reply to an activation: the contract's two fields plus the lease's fencing number and end,
-   * and the lease it evicted to make room (null when a token was free).
+   * and, only when it took the token from someone, the lease it evicted. Without an eviction the
+   * answer stays the seed's shape plus {@code generation} and {@code expires_at}.
    */
   public static JsonObject grant(Grant grant) {
     TokenView view = grant.lease();
     Grant.Evicted evicted = grant.evicted();
-    return new JsonObject()
+    JsonObject json = new JsonObject()
         .put("token_id", view.tokenId().toString())
         .put("user_id", view.currentUserId().toString())
         .put("generation", view.generation())
-        .put("expires_at", timestamp(view.expiresAt()))
-        .put("evicted", evicted == null ? null : new JsonObject()
-            .put("token_id", evicted.tokenId().toString())
-            .put("user_id", evicted.userId().toString())
-            .put("generation", evicted.generation())
-            .put("held_ms", evicted.heldMillis()));
+        .put("expires_at", timestamp(view.expiresAt()));
+    if (evicted != null) {
+      json.put("evicted", new JsonObject()
+          .put("token_id", evicted.tokenId().toString())
+          .put("user_id", evicted.userId().toString())
+          .put("generation", evicted.generation())
+          .put("held_ms", evicted.heldMillis()));
+    }
+    return json;
   }
 
   /** The reply to release and renew: the token object, the lease's generation and (if open) its end. */

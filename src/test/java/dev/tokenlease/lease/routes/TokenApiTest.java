@@ -104,11 +104,11 @@ class TokenApiTest {
       assertThat(response.status()).isEqualTo(200);
       assertThat(response.contentType()).startsWith("application/json");
       JsonObject body = response.json();
-      assertThat(body.fieldNames()).containsExactly("token_id", "user_id", "generation", "expires_at", "evicted");
+      assertThat(body.fieldNames()).containsExactly("token_id", "user_id", "generation", "expires_at");
       assertThat(body.getString("user_id")).isEqualTo(user);
       assertThat(body.getLong("generation")).isPositive();
       assertThat(body.getString("expires_at")).matches(TIMESTAMP);
-      assertThat(body.getValue("evicted")).as("a token was free").isNull();
+      assertThat(body.containsKey("evicted")).as("a token was free").isFalse();
       String tokenId = body.getString("token_id");
 
       JsonObject token = http.get("/api/tokens/" + tokenId).json();
@@ -129,7 +129,7 @@ class TokenApiTest {
       JsonObject oldest = http.activate(evictedUser);
       String tokenId = oldest.getString("token_id");
       for (int i = 1; i < 100; i++) {
-        assertThat(http.activate(newUser()).getValue("evicted")).isNull();
+        assertThat(http.activate(newUser()).containsKey("evicted")).isFalse();
       }
       String taker = newUser();
       JsonObject grant = http.activate(taker);
