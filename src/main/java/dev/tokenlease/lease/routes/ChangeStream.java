@@ -7,6 +7,8 @@ import dev.tokenlease.lease.bus.PoolClient;
 import dev.tokenlease.lease.bus.PoolJson;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.m2m.Guard;
+import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
 import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.platform.http.RequestInput;
 import io.vertx.core.Vertx;
@@ -20,6 +22,7 @@ import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,16 +52,22 @@ public final class ChangeStream {
   private static final int CHUNK_BYTES = 16 * 1024;
   /** A client not placed in the ring yet: it connected before this verticle knew where the ids stand. */
   private static final long UNPLACED = Long.MIN_VALUE;
+  /** The Retry-After of a stream refused because as many are open as allowed. */
+  private static final long RETRY_WHEN_FULL_SECONDS = 5;
 
   /** Why a client's {@code Last-Event-ID} cannot be resumed from: the {@code reason} of {@code event: reset}. */
   static final String TOO_OLD = "too_old";
   static final String OTHER_RUN = "other_run";
   static final String UNKNOWN = "unknown";
 
-  /** What the streams of all HTTP verticles share: their settings and the count of clients dropped. */
+  /**
+   * What the streams of all HTTP verticles share: their settings, the count of clients dropped, and
+   * the number of streams open in the process (at most {@code TOKENS_EVENTS_MAX_CLIENTS}).
+   */
   public static final class Shared {
     private final AppConfig.EventsConfig config;
     private final AtomicLong dropped = new AtomicLong();
+    private final AtomicInteger open = new AtomicInteger();
 
     public Shared(AppConfig.EventsConfig config) {
       this.config = config;
@@ -120,6 +129,13 @@ public final class ChangeStream {
   }
 
   private void open(RoutingContext ctx) {
+    if (shared.open.incrementAndGet() > shared.config.maxClients()) {
+      shared.open.decrementAndGet();
+      // Each stream holds a connection and a write queue: past the limit, refuse rather than exhaust.
+      ctx.fail(new ApiException(ErrorCode.UNAVAILABLE, "Too many event streams are open (at most "
+          + shared.config.maxClients() + "); try again later.", RETRY_WHEN_FULL_SECONDS));
+      return;
+    }
     HttpServerResponse response = ctx.response()
         .setChunked(true)
         .putHeader(HttpHeaders.CONTENT_TYPE, "text/event-stream")
@@ -291,7 +307,10 @@ public final class ChangeStream {
   }
 
   private void forget(Client client) {
-    client.closed = true;
-    clients.remove(client);
+    if (!client.closed) {
+      client.closed = true;
+      clients.remove(client);
+      shared.open.decrementAndGet();
+    }
   }
 }

@@ -83,7 +83,7 @@ public record AppConfig(
    * @param keepAlive how often a comment line goes to every stream; below the HTTP idle timeout (30 s)
    * @param writeQueueBytes how much may wait unsent for one client before it counts as too slow
    */
-  public record EventsConfig(int ringSize, Duration keepAlive, int writeQueueBytes) {}
+  public record EventsConfig(int ringSize, Duration keepAlive, int writeQueueBytes, int maxClients) {}
 
   public static final String HTTP_PORT = "TOKENS_HTTP_PORT";
   public static final String HTTP_INSTANCES = "TOKENS_HTTP_INSTANCES";
@@ -121,6 +121,7 @@ public record AppConfig(
   public static final String EVENTS_RING = "TOKENS_EVENTS_RING";
   public static final String EVENTS_KEEP_ALIVE = "TOKENS_EVENTS_KEEP_ALIVE";
   public static final String EVENTS_WRITE_QUEUE = "TOKENS_EVENTS_WRITE_QUEUE";
+  public static final String EVENTS_MAX_CLIENTS = "TOKENS_EVENTS_MAX_CLIENTS";
   /** Client ids, the admin's included: letters, digits and {@code . _ : -}, at most 128. */
   public static final String CLIENT_ID_PATTERN = "[A-Za-z0-9._:-]{1,128}";
 
@@ -131,7 +132,7 @@ public record AppConfig(
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
       AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, RATE_LIMIT, RATE_BURST, OAUTH_RATE_LIMIT,
-      OAUTH_RATE_BURST, EVENTS_RING, EVENTS_KEEP_ALIVE, EVENTS_WRITE_QUEUE);
+      OAUTH_RATE_BURST, EVENTS_RING, EVENTS_KEEP_ALIVE, EVENTS_WRITE_QUEUE, EVENTS_MAX_CLIENTS);
 
   static final int MAX_POOL_SIZE = 10_000_000;
 
@@ -167,7 +168,8 @@ public record AppConfig(
         // The keep-alive must beat the HTTP server's 30 s idle timeout, or idle streams would be cut.
         new EventsConfig(intIn(json, EVENTS_RING, 1, 1_000_000),
             durationIn(json, EVENTS_KEEP_ALIVE, Duration.ofMillis(10), Duration.ofSeconds(25)),
-            intIn(json, EVENTS_WRITE_QUEUE, 1024, 64 * 1024 * 1024)));
+            intIn(json, EVENTS_WRITE_QUEUE, 1024, 64 * 1024 * 1024),
+            intIn(json, EVENTS_MAX_CLIENTS, 1, 100_000)));
   }
 
   /**

@@ -6,6 +6,7 @@ import dev.tokenlease.lease.bus.ChangeIds;
 import dev.tokenlease.lease.bus.PoolAddresses;
 import dev.tokenlease.support.EventStreamClient;
 import dev.tokenlease.support.EventStreamClient.Frame;
+import dev.tokenlease.support.Eventually;
 import dev.tokenlease.support.Http;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
@@ -437,6 +438,33 @@ class ChangeStreamTest {
         assertThat(revoked.status()).isEqualTo(200);
         assertThat(stream.endsWithin(WAIT)).as("ended after the revocation").isTrue();
       }
+    }
+  }
+
+  @Test
+  @DisplayName("past TOKENS_EVENTS_MAX_CLIENTS open streams, one more is refused 503 with Retry-After until one closes")
+  void clientLimit() throws Exception {
+    String database = TestDatabase.create();
+    try (RunningService service = RunningService.start(database, new JsonObject().put("TOKENS_EVENTS_MAX_CLIENTS", 2))) {
+      EventStreamClient first = EventStreamClient.open(service.port(), "/api/events");
+      try (EventStreamClient second = EventStreamClient.open(service.port(), "/api/events")) {
+        assertThat(first.status()).isEqualTo(200);
+        assertThat(second.status()).isEqualTo(200);
+        Http.Response refused = service.http().get("/api/events");
+        assertThat(refused.status()).isEqualTo(503);
+        assertThat(refused.header("Retry-After")).isEqualTo("5");
+        assertThat(refused.json()).isEqualTo(new JsonObject().put("status", "unavailable")
+            .put("message", "Too many event streams are open (at most 2); try again later."));
+        first.close();
+        int status = Eventually.until("a stream admitted again", WAIT, () -> {
+          try (EventStreamClient again = EventStreamClient.open(service.port(), "/api/events")) {
+            return again.status();
+          }
+        }, code -> code == 200);
+        assertThat(status).isEqualTo(200);
+      }
+    } finally {
+      TestDatabase.drop(database);
     }
   }
 }

@@ -34,7 +34,7 @@ class AppConfigTest {
     assertThat(config.ackTimeout()).isEqualTo(Duration.ofSeconds(5));
     assertThat(config.maxLag()).isEqualTo(Duration.ofSeconds(1));
     assertThat(config.dataDir()).isEqualTo(AppConfig.defaultDataDir(System.getenv()));
-    assertThat(config.events()).isEqualTo(new AppConfig.EventsConfig(10_000, Duration.ofSeconds(15), 256 * 1024));
+    assertThat(config.events()).isEqualTo(new AppConfig.EventsConfig(10_000, Duration.ofSeconds(15), 256 * 1024, 1000));
   }
 
   @Test
@@ -84,7 +84,7 @@ class AppConfigTest {
       "TOKENS_PERSISTENCE_QUEUE_CAPACITY, 0", "TOKENS_AUTH_REQUIRED, yes", "TOKENS_M2M_TOKEN_TTL, P2D",
       "TOKENS_RATE_LIMIT_PER_SECOND, -1", "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND, 0", "TOKENS_ADMIN_CLIENT_ID, bad id",
       "TOKENS_PERSISTENCE_ACK_TIMEOUT, PT0.01S", "TOKENS_PERSISTENCE_MAX_LAG, PT2M", "TOKENS_EVENTS_RING, 0",
-      "TOKENS_EVENTS_KEEP_ALIVE, PT30S", "TOKENS_EVENTS_KEEP_ALIVE, PT0.001S", "TOKENS_EVENTS_WRITE_QUEUE, 100"})
+      "TOKENS_EVENTS_KEEP_ALIVE, PT30S", "TOKENS_EVENTS_KEEP_ALIVE, PT0.001S", "TOKENS_EVENTS_WRITE_QUEUE, 100", "TOKENS_EVENTS_MAX_CLIENTS, 0"})
   @DisplayName("a bad value stops start-up with one line naming the variable")
   void badValues(String key, String value) throws Exception {
     JsonObject json = defaults().put(key, value);
