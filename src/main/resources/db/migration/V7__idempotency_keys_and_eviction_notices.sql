@@ -4,8 +4,12 @@
 -- token (null when the token was free). A restart remembers the keys of open leases again, and a
 -- retry's answer names the same eviction as the first.
 ALTER TABLE usages
-  ADD COLUMN idempotency_key text CHECK (idempotency_key ~ '^[!-~]{1,255}$'),
+  ADD COLUMN idempotency_key text,
   ADD COLUMN evicted_generation bigint;
+-- NOT VALID: every existing row is NULL, so there is nothing to check, and a validating scan of a
+-- history kept forever would hold the table's lock for as long as it takes. New rows are checked.
+ALTER TABLE usages
+  ADD CONSTRAINT usages_idempotency_key_format CHECK (idempotency_key ~ '^[!-~]{1,255}$') NOT VALID;
 
 -- Each token's eviction notice, kept with the token's other counters so that start-up reads it for
 -- free: the holder and generation of the token's last evicted lease, until the token is evicted
@@ -15,12 +19,17 @@ ALTER TABLE tokens
   ADD COLUMN evicted_generation bigint,
   ADD CONSTRAINT tokens_eviction_notice_whole CHECK ((evicted_user_id IS NULL) = (evicted_generation IS NULL));
 
+-- One index walk per token (usages_by_token, newest first, stopping at the first eviction), not a
+-- sort of the whole history.
 UPDATE tokens AS t
    SET evicted_user_id = e.user_id, evicted_generation = e.generation
-  FROM (SELECT DISTINCT ON (token_id) token_id, user_id, generation
-          FROM usages WHERE end_reason = 'evicted'
-         ORDER BY token_id, generation DESC) AS e
- WHERE t.id = e.token_id
+  FROM tokens AS k
+  CROSS JOIN LATERAL (SELECT u.user_id, u.generation
+                        FROM usages AS u
+                       WHERE u.token_id = k.id AND u.end_reason = 'evicted'
+                       ORDER BY u.started_at DESC, u.generation DESC
+                       LIMIT 1) AS e
+ WHERE t.id = k.id
    AND NOT EXISTS (SELECT 1 FROM usages AS later
-                    WHERE later.token_id = e.token_id AND later.user_id = e.user_id
+                    WHERE later.token_id = k.id AND later.user_id = e.user_id
                       AND later.generation > e.generation);

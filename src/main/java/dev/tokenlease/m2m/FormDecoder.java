@@ -20,12 +20,19 @@ final class FormDecoder {
     }
   }
 
+  /** A pair that starts with '=' (no name), or a leading '?'. */
+  private static final java.util.regex.Pattern NAMELESS = java.util.regex.Pattern.compile("(^|&)=|^\\?");
+
   private FormDecoder() {}
 
   /** Parameters in order of first appearance, each with every value given. */
   static Map<String, List<String>> decode(String text, int maxParams) {
     if (text == null || text.isEmpty()) {
       return Map.of();
+    }
+    if (NAMELESS.matcher(text).find()) {
+      // Netty would take "=x" for a parameter named x, and drop a leading '?' as if it ended a path.
+      throw new Malformed("A parameter without a name");
     }
     Map<String, List<String>> params;
     try {

@@ -42,7 +42,8 @@ public final class LocalBus {
       Future<R> result;
       try {
         result = handler.apply(msg.body());
-      } catch (ApiException e) {
+      } catch (RuntimeException e) {
+        // A refusal thrown rather than returned, or a bug: either way the caller gets an answer now.
         result = Future.failedFuture(e);
       }
       reply(msg, result);

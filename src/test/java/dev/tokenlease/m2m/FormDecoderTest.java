@@ -42,6 +42,16 @@ class FormDecoderTest {
   }
 
   @Test
+  @DisplayName("refuses a parameter without a name and a leading '?', which Netty would read as something else")
+  void nameless() {
+    for (String text : List.of("=client_secret", "a=1&=b", "?grant_type=client_credentials")) {
+      assertThatThrownBy(() -> FormDecoder.decode(text, 8)).as(text)
+          .isInstanceOf(FormDecoder.Malformed.class).hasMessage("A parameter without a name");
+    }
+    assertThat(FormDecoder.decode("a==b&c=?", 8)).containsEntry("a", List.of("=b")).containsEntry("c", List.of("?"));
+  }
+
+  @Test
   @DisplayName("refuses parameters beyond the limit instead of dropping them")
   void limit() {
     assertThat(FormDecoder.decode("a=1&b=2&c=3", 3)).hasSize(3);

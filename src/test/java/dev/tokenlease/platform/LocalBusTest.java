@@ -30,6 +30,7 @@ class LocalBusTest {
         case "hello" -> Future.succeededFuture(new Told("hi", vertx.getOrCreateContext()));
         case "refuse" -> Future.failedFuture(new ApiException(ErrorCode.CONFLICT, "Taken.", 7).named("TAKEN", "held"));
         case "throw" -> throw new ApiException(ErrorCode.BAD_REQUEST, "Bad ask.");
+        case "crash" -> throw new IllegalStateException("crashed");
         default -> Future.failedFuture(new IllegalStateException("broken"));
       }).completion();
     }
@@ -108,6 +109,18 @@ class LocalBusTest {
           assertThat(((ReplyException) e).failureType()).isEqualTo(io.vertx.core.eventbus.ReplyFailure.RECIPIENT_FAILURE);
           assertThat(((ReplyException) e).failureCode()).isEqualTo(500);
           assertThat(e.getMessage()).isEqualTo("Failed to process request: broken");
+          test.completeNow();
+        })));
+  }
+
+  @Test
+  @DisplayName("a handler that throws something else is answered 500 at once, not left to time out")
+  void crashes(Vertx vertx, VertxTestContext test) {
+    deploy(vertx).compose(caller -> caller.ask("crash", new AtomicReference<>())).onComplete(test.failing(e ->
+        test.verify(() -> {
+          assertThat(e).isInstanceOf(ReplyException.class);
+          assertThat(((ReplyException) e).failureType()).isEqualTo(io.vertx.core.eventbus.ReplyFailure.RECIPIENT_FAILURE);
+          assertThat(e.getMessage()).isEqualTo("Failed to process request: crashed");
           test.completeNow();
         })));
   }
