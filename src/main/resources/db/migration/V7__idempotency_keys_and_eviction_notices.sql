@@ -11,6 +11,9 @@ ALTER TABLE usages
 ALTER TABLE usages
   ADD CONSTRAINT usages_idempotency_key_format CHECK (idempotency_key ~ '^[!-~]{1,255}$') NOT VALID;
 
+-- Start-up reads the keys of recently ended keyed leases (one TTL back) through this, not the history.
+CREATE INDEX usages_recent_keys ON usages (started_at) WHERE idempotency_key IS NOT NULL;
+
 -- Each token's eviction notice, kept with the token's other counters so that start-up reads it for
 -- free: the holder and generation of the token's last evicted lease, until the token is evicted
 -- again or that holder is granted it again. Null when there is none.

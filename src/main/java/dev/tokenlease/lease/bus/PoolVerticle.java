@@ -76,7 +76,8 @@ public final class PoolVerticle extends VerticleBase {
   private long tickTimer = -1;
 
   public PoolVerticle(AppConfig config, PgConnectOptions connectOptions) {
-    this(config, vertx -> UsageRepository.open(vertx, connectOptions, config.pgPoolSize(), config.ackTimeout().toMillis()),
+    this(config, vertx -> UsageRepository.open(vertx, connectOptions, config.pgPoolSize(), config.ackTimeout().toMillis(),
+        config.leaseTtl().toMillis()),
         Clock.systemUTC(), System::nanoTime);
   }
 

@@ -5,7 +5,8 @@ import java.util.UUID;
 
 /**
  * What the pool is rebuilt from at start-up: every token in creation order, the leases that were
- * open when the service last stopped, and the last generation number handed out.
+ * open when the service last stopped, the last generation number handed out, and the keys of
+ * recently ended keyed leases.
  *
  * @param activationsBlockedUntilMillis epoch millis before which no token may be granted (after an
  *     unclean stop in memory-ack mode), or {@link PoolChange#NO_TIME}
@@ -14,7 +15,20 @@ public record PoolSnapshot(
     List<StoredToken> tokens,
     List<StoredLease> openLeases,
     long lastGeneration,
-    long activationsBlockedUntilMillis) {
+    long activationsBlockedUntilMillis,
+    List<EndedKey> endedKeys) {
+
+  /** A snapshot without keys of ended leases. */
+  public PoolSnapshot(List<StoredToken> tokens, List<StoredLease> openLeases, long lastGeneration,
+      long activationsBlockedUntilMillis) {
+    this(tokens, openLeases, lastGeneration, activationsBlockedUntilMillis, List.of());
+  }
+
+  /**
+   * The Idempotency-Key of a lease that has ended but was granted less than one TTL ago: a retry
+   * under it must still hear that its lease ended, after a restart too, rather than take a new one.
+   */
+  public record EndedKey(String key, UUID userId, UUID tokenId, long generation, long startedAtMillis) {}
 
   /**
    * A token row; times are epoch millis or {@link PoolChange#NO_TIME}.

@@ -96,7 +96,7 @@ public final class TokenPool {
 
     long nowMillis = clock.millis();
     long nowNanos = nanoTime.getAsLong();
-    restoreLeases(snapshot.openLeases(), nowMillis, nowNanos);
+    restoreLeases(snapshot.openLeases(), snapshot.endedKeys(), nowMillis, nowNanos);
 
     Token[] free = Arrays.stream(tokensInOrder).filter(t -> t.lease == null).toArray(Token[]::new);
     // Never-used tokens (no release time) first, then the one released longest ago.
@@ -112,7 +112,8 @@ public final class TokenPool {
     }
   }
 
-  private void restoreLeases(List<PoolSnapshot.StoredLease> leases, long nowMillis, long nowNanos) {
+  private void restoreLeases(List<PoolSnapshot.StoredLease> leases, List<PoolSnapshot.EndedKey> endedKeys,
+      long nowMillis, long nowNanos) {
     List<PoolSnapshot.StoredLease> ordered = new ArrayList<>(leases);
     ordered.sort(Comparator.comparingLong(PoolSnapshot.StoredLease::expiresAtMillis)
         .thenComparingLong(PoolSnapshot.StoredLease::generation));
@@ -141,11 +142,22 @@ public final class TokenPool {
         changes.add(PoolChange.of(PoolChange.Kind.RENEWED, token, lease, PoolChange.NO_TIME, null));
       }
     }
-    // Keys wait in grant order, which is generation order.
+    // Keys wait in grant order, which is generation order: those of open leases, and those of
+    // leases that ended less than one TTL after their grant (detached: no token holds them).
+    List<Map.Entry<Token, Lease>> keyed = new ArrayList<>();
     Arrays.stream(tokensInOrder).filter(t -> t.lease != null && t.lease.idempotencyKey != null)
-        .sorted(Comparator.comparingLong(t -> t.lease.generation))
-        .forEach(t -> keys.restore(t, t.lease,
-            nowNanos + (t.lease.startedAtMillis + ttlMillis - nowMillis) * 1_000_000L, nowNanos));
+        .forEach(t -> keyed.add(Map.entry(t, t.lease)));
+    for (PoolSnapshot.EndedKey ended : endedKeys) {
+      Token token = tokensById.get(ended.tokenId());
+      if (token != null && ended.startedAtMillis() + ttlMillis > nowMillis) {
+        keyed.add(Map.entry(token, new Lease(ended.userId(), ended.generation(), ended.startedAtMillis(),
+            nowNanos - (nowMillis - ended.startedAtMillis()) * 1_000_000L, ended.key(), null,
+            ended.startedAtMillis(), nowNanos)));
+      }
+    }
+    keyed.sort(Comparator.comparingLong(e -> e.getValue().generation));
+    keyed.forEach(e -> keys.restore(e.getKey(), e.getValue(),
+        nowNanos + (e.getValue().startedAtMillis + ttlMillis - nowMillis) * 1_000_000L, nowNanos));
   }
 
   /**

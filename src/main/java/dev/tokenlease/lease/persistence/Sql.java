@@ -71,6 +71,18 @@ final class Sql {
       """;
 
   /**
+   * Keys of leases granted less than {@code $1} milliseconds (one lease TTL) ago that have ended:
+   * a retry under one must still be told its lease ended. Served by a partial index on the few
+   * keyed usages, never a scan of the history.
+   */
+  static final String LOAD_RECENT_ENDED_KEYS = """
+      SELECT generation, token_id, user_id, started_at, idempotency_key
+        FROM usages
+       WHERE idempotency_key IS NOT NULL AND ended_at IS NOT NULL
+         AND started_at > now() - $1 * interval '1 millisecond'
+      """;
+
+  /**
    * One batch in one statement (one round trip, one commit). The fence applies it only on top of
    * its predecessor ($16 - 1) and only for the current writer's epoch ($18); otherwise every part
    * joins an empty fence and nothing is written. It also stamps the server's clock as proof of

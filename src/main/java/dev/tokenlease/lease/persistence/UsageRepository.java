@@ -44,12 +44,14 @@ public final class UsageRepository implements PoolStore {
   private final Pool pg;
   private final InstanceLock lock;
   private final long attemptTimeoutMillis;
+  private final long leaseTtlMillis;
 
-  private UsageRepository(Vertx vertx, Pool pg, InstanceLock lock, long attemptTimeoutMillis) {
+  private UsageRepository(Vertx vertx, Pool pg, InstanceLock lock, long attemptTimeoutMillis, long leaseTtlMillis) {
     this.vertx = vertx;
     this.pg = pg;
     this.lock = lock;
     this.attemptTimeoutMillis = attemptTimeoutMillis;
+    this.leaseTtlMillis = leaseTtlMillis;
   }
 
   /**
@@ -58,9 +60,10 @@ public final class UsageRepository implements PoolStore {
    *
    * @param connections the most connections the pool's statements use at once
    * @param attemptTimeoutMillis how long one batch attempt may wait for the server's answer
+   * @param leaseTtlMillis the lease TTL: how far back the keys of ended leases are loaded at start-up
    */
   public static UsageRepository open(Vertx vertx, PgConnectOptions connectOptions, int connections,
-      long attemptTimeoutMillis) {
+      long attemptTimeoutMillis, long leaseTtlMillis) {
     PgConnectOptions options = new PgConnectOptions(connectOptions).setCachePreparedStatements(true)
         // A generic plan made while usages was small seq-scans it for every batch once it is large
         // (throughput fell by half within a minute); a custom plan sees the table as it is now.
@@ -74,7 +77,7 @@ public final class UsageRepository implements PoolStore {
         .connectingTo(options)
         .using(vertx)
         .build();
-    return new UsageRepository(vertx, pg, new InstanceLock(vertx, connectOptions), attemptTimeoutMillis);
+    return new UsageRepository(vertx, pg, new InstanceLock(vertx, connectOptions), attemptTimeoutMillis, leaseTtlMillis);
   }
 
   @Override
@@ -165,7 +168,7 @@ public final class UsageRepository implements PoolStore {
   @Override
   public Future<PoolSnapshot> loadSnapshot(long lastGeneration, long activationsBlockedUntil) {
     return pg.withTransaction(conn -> loadTokens(conn).compose(tokens ->
-        conn.query(Sql.LOAD_OPEN_LEASES).execute().map(leaseRows -> {
+        conn.query(Sql.LOAD_OPEN_LEASES).execute().compose(leaseRows -> {
           List<PoolSnapshot.StoredLease> leases = new ArrayList<>(leaseRows.size());
           for (Row row : leaseRows) {
             UUID tokenId = row.getUUID("token_id");
@@ -177,7 +180,14 @@ public final class UsageRepository implements PoolStore {
                 row.getUUID("user_id"), millis(row.getOffsetDateTime("started_at")),
                 millis(row.getOffsetDateTime("expires_at")), row.getString("idempotency_key"), evicted));
           }
-          return new PoolSnapshot(tokens, leases, lastGeneration, activationsBlockedUntil);
+          return conn.preparedQuery(Sql.LOAD_RECENT_ENDED_KEYS).execute(Tuple.of(leaseTtlMillis)).map(keyRows -> {
+            List<PoolSnapshot.EndedKey> endedKeys = new ArrayList<>(keyRows.size());
+            for (Row row : keyRows) {
+              endedKeys.add(new PoolSnapshot.EndedKey(row.getString("idempotency_key"), row.getUUID("user_id"),
+                  row.getUUID("token_id"), row.getLong("generation"), millis(row.getOffsetDateTime("started_at"))));
+            }
+            return new PoolSnapshot(tokens, leases, lastGeneration, activationsBlockedUntil, endedKeys);
+          });
         })));
   }
 

@@ -130,6 +130,28 @@ class RestartTest {
   }
 
   @Test
+  @DisplayName("a key whose lease ended less than one TTL ago is still refused 409 after a restart, not granted anew")
+  void endedKeysSurvive() throws Exception {
+    String holder = UUID.randomUUID().toString();
+    String key = "order-" + UUID.randomUUID();
+    try (RunningService first = start(2, "PT1M")) {
+      Http http = first.http();
+      JsonObject grant = activate(http, holder, key).json();
+      assertThat(http.post("/api/tokens/" + grant.getString("token_id") + "/release",
+          new JsonObject().put("user_id", holder).encode()).status()).isEqualTo(200);
+      assertThat(activate(http, holder, key).status()).isEqualTo(409);
+    }
+    try (RunningService second = start(2, "PT1M")) {
+      Http http = second.http();
+      Http.Response retry = activate(http, holder, key);
+      assertThat(retry.status()).as(retry.toString()).isEqualTo(409);
+      assertThat(retry.json().getString("message")).isEqualTo("The lease for this Idempotency-Key has ended.");
+      assertThat(activate(http, UUID.randomUUID().toString(), key).status()).isEqualTo(422);
+      assertThat(http.get("/api/users/" + holder + "/usages").json().getJsonArray("usages")).hasSize(1);
+    }
+  }
+
+  @Test
   @DisplayName("leases that ran out while the service was down are closed at their expiry instant")
   void expiredWhileDown() throws Exception {
     String user = UUID.randomUUID().toString();
