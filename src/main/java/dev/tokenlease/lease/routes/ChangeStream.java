@@ -261,7 +261,7 @@ public final class ChangeStream {
       Buffer chunk = Buffer.buffer(chunkBytes + 1024);
       while (client.sent < ring.next() - 1 && chunk.length() < chunkBytes) {
         long id = client.sent + 1;
-        appendEvent(chunk, id, ring.get(id));
+        chunk.appendBuffer(ring.frame(id, ChangeStream::encodeEvent));
         client.sent = id;
       }
       client.response.write(chunk);
@@ -269,8 +269,8 @@ public final class ChangeStream {
     client.catchingUp = false;
   }
 
-  private static void appendEvent(Buffer into, long id, PoolChange change) {
-    into.appendString("id: ").appendString(Long.toString(id))
+  private static Buffer encodeEvent(long id, PoolChange change) {
+    return Buffer.buffer().appendString("id: ").appendString(Long.toString(id))
         .appendString("\nevent: ").appendString(change.eventType())
         .appendString("\ndata: ").appendBuffer(PoolJson.event(change, id).put("pool", POOL).toBuffer())
         .appendString("\n\n");

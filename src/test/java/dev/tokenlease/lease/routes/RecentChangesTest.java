@@ -69,4 +69,22 @@ class RecentChangesTest {
     assertThat(ring.start()).isEqualTo(7);
     assertThat(held(ring)).containsExactly(7L);
   }
+
+  @Test
+  @DisplayName("encodes a change once however often it is sent, and anew once its slot holds another change")
+  void encodesOnce() {
+    RecentChanges ring = new RecentChanges(2);
+    ring.append(batch(1, 2));
+    java.util.concurrent.atomic.AtomicInteger encoded = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.function.BiFunction<Long, PoolChange, io.vertx.core.buffer.Buffer> encode = (id, change) -> {
+      encoded.incrementAndGet();
+      return io.vertx.core.buffer.Buffer.buffer(id + ":" + change.generation());
+    };
+    assertThat(ring.frame(1, encode).toString()).isEqualTo("1:1");
+    assertThat(ring.frame(1, encode).toString()).isEqualTo("1:1");
+    assertThat(encoded).hasValue(1);
+    ring.append(batch(3, 1)); // id 3 takes id 1's slot
+    assertThat(ring.frame(3, encode).toString()).isEqualTo("3:3");
+    assertThat(encoded).hasValue(2);
+  }
 }
