@@ -170,6 +170,8 @@ class ApiAnswersTest {
 
     expect(200, api("DELETE", "/api/tokens/active", null));
     expect(200, call("GET", "/api/health", null));
+    expect(200, api("GET", "/api/pools/default/stats", null));
+    assertThat(expect(404, api("GET", "/api/pools/nope/stats", null)).getString("message")).isEqualTo("Pool not found");
     expect(200, stream(admin, "/api/events"));
     expect(200, stream(admin, "/api/events?last_event_id=1"));
   }

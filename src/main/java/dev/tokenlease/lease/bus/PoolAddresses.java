@@ -17,6 +17,8 @@ public final class PoolAddresses {
   public static final String TOKEN_USAGES = "tokens.pool.token-usages";
   public static final String USER_USAGES = "tokens.pool.user-usages";
   public static final String STATUS = "tokens.pool.status";
+  /** Counters and hold times since start, with the pool's size and occupancy now. */
+  public static final String STATS = "tokens.pool.stats";
 
   public static final String JSON_ACTIVATE = "tokens.api.activate";
   public static final String JSON_RELEASE = "tokens.api.release";

@@ -59,6 +59,10 @@ public final class PoolClient {
     return call(PoolAddresses.USER_USAGES, request);
   }
 
+  public Future<PoolMessages.StatsReport> stats() {
+    return call(PoolAddresses.STATS, new PoolMessages.GetStats());
+  }
+
   public Future<PoolMessages.StatusReport> status() {
     return call(PoolAddresses.STATUS, new PoolMessages.PoolStatus());
   }

@@ -2,6 +2,7 @@ package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolStats;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
 import dev.tokenlease.platform.Timestamps;
@@ -14,6 +15,9 @@ import java.time.Instant;
  * the timestamp format ({@code 2025-12-19T15:12:02Z}, UTC, whole seconds) follow the contract.
  */
 public final class PoolJson {
+  /** The only pool there is, for now; answers name it so that clients need not change when there are more. */
+  public static final String POOL = "default";
+
   private PoolJson() {}
 
   /** The token object of {@code GET /api/tokens/:id}. */
@@ -52,6 +56,33 @@ public final class PoolJson {
           .put("held_ms", evicted.heldMillis()));
     }
     return json;
+  }
+
+  /**
+   * {@code GET /api/pools/:pool/stats}: size and occupancy now; counters and hold times since start,
+   * from committed changes. This pool never makes callers wait, refuse them or revoke leases, so
+   * {@code waiting}, {@code wait_ms}, {@code rejected}, {@code timed_out} and {@code revoked} are 0.
+   */
+  public static JsonObject stats(PoolMessages.StatsReport report) {
+    PoolStats.Report since = report.since();
+    return new JsonObject()
+        .put("pool", POOL)
+        .put("size", report.size())
+        .put("active", report.active())
+        .put("available", report.available())
+        .put("waiting", 0)
+        .put("counters", new JsonObject()
+            .put("granted", since.granted())
+            .put("released", since.released())
+            .put("expired", since.expired())
+            .put("evicted", since.evicted())
+            .put("revoked", 0)
+            .put("cleared", since.cleared())
+            .put("rejected", 0)
+            .put("timed_out", 0))
+        .put("hold_ms", new JsonObject()
+            .put("p50", since.holdP50()).put("p90", since.holdP90()).put("p99", since.holdP99()).put("max", since.holdMax()))
+        .put("wait_ms", new JsonObject().put("p50", 0).put("p99", 0).put("max", 0));
   }
 
   /** The reply to release and renew: the token object, the lease's generation and (if open) its end. */

@@ -1,6 +1,7 @@
 package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.Grant;
+import dev.tokenlease.lease.core.PoolStats;
 import dev.tokenlease.lease.core.TokenState;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
@@ -49,6 +50,12 @@ public final class PoolMessages {
 
   public record PoolStatus() {}
 
+  /** Asks for {@link StatsReport}. */
+  public record GetStats() {}
+
+  /** A pool's size and occupancy now, and what it did since start ({@link PoolStats}). */
+  public record StatsReport(int size, int active, int available, PoolStats.Report since) {}
+
   public record TokenList(List<TokenView> tokens) {}
 
   public record Cleared(int count) {}
@@ -89,7 +96,7 @@ public final class PoolMessages {
   public static void registerCodecs(EventBus bus) {
     LocalRecordCodec.registerAll(bus,
         Activate.class, Grant.class, Release.class, Renew.class, GetToken.class, ListTokens.class, ClearActive.class,
-        TokenUsages.class, History.UserUsages.class, PoolStatus.class, TokenView.class, TokenList.class,
+        TokenUsages.class, History.UserUsages.class, PoolStatus.class, GetStats.class, StatsReport.class, TokenView.class, TokenList.class,
         Cleared.class, History.TokenUsageList.class, History.UserUsagePage.class, StatusReport.class,
         LocalCall.class);
     CommittedChanges.registerCodec(bus);

@@ -3,6 +3,7 @@ package dev.tokenlease.lease.bus;
 import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.lease.core.PoolSnapshot;
+import dev.tokenlease.lease.core.PoolStats;
 import dev.tokenlease.lease.core.TokenPool;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
@@ -65,6 +66,8 @@ public final class PoolVerticle extends VerticleBase {
   private final LongSupplier nanoTime;
   private final boolean durable;
   private final List<MessageConsumer<?>> consumers = new ArrayList<>();
+  /** Counted from committed batches only, on this loop. */
+  private final PoolStats stats = new PoolStats();
   private PoolStore store;
   private WriteBehindBatcher batcher;
   private TokenPool pool;
@@ -146,14 +149,9 @@ public final class PoolVerticle extends VerticleBase {
         this::tokenUsages, PoolJson::tokenUsages);
     serve(PoolAddresses.USER_USAGES, PoolAddresses.JSON_USER_USAGES, PoolMessages::userUsages,
         this::userUsages, PoolJson::userUsages);
-    EventBus bus = vertx.eventBus();
-    consumers.add(bus.<Object>localConsumer(PoolAddresses.STATUS, msg -> {
-      if (msg.body() instanceof PoolMessages.LocalCall call) {
-        call.complete(Future.succeededFuture(status()));
-      } else {
-        msg.reply(status());
-      }
-    }));
+    report(PoolAddresses.STATUS, this::status);
+    report(PoolAddresses.STATS, () -> new PoolMessages.StatsReport(pool.size(), pool.activeCount(),
+        pool.availableCount(), stats.report()));
     sweepTimer = vertx.setPeriodic(config.sweepInterval().toMillis(), id -> sweep());
     tickTimer = vertx.setPeriodic(Math.max(1, Math.min(TICK_MILLIS, config.flushInterval().toMillis())),
         id -> batcher.tick());
@@ -200,6 +198,17 @@ public final class PoolVerticle extends VerticleBase {
       vertx.cancelTimer(tickTimer);
     }
     return store == null ? Future.succeededFuture() : store.close();
+  }
+
+  /** Answers a local read of the verticle's own state, from memory. */
+  private void report(String address, Supplier<?> state) {
+    consumers.add(vertx.eventBus().<Object>localConsumer(address, msg -> {
+      if (msg.body() instanceof PoolMessages.LocalCall call) {
+        call.complete(Future.succeededFuture(state.get()));
+      } else {
+        msg.reply(state.get());
+      }
+    }));
   }
 
   /**
@@ -429,6 +438,7 @@ public final class PoolVerticle extends VerticleBase {
         pool.forgetBefore(firstUnwrittenMark == -1 ? pool.undoMark() : firstUnwrittenMark);
       }
       if (!changes.isEmpty()) {
+        stats.committed(changes);
         // Ids in commit order; this and a publish by reference are all the live streams cost here.
         CommittedChanges batch = new CommittedChanges(changes, changeIds.assign(changes.size()));
         // Locally the JSON is built only if someone receives it; across a cluster peers need plain JSON.

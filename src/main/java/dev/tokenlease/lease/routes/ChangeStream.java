@@ -46,8 +46,6 @@ import org.slf4j.LoggerFactory;
 public final class ChangeStream {
   private static final Logger LOG = LoggerFactory.getLogger(ChangeStream.class);
   private static final String READ = "tokens:read";
-  /** The only pool there is, for now; the name goes into every change so that clients need not change later. */
-  static final String POOL = "default";
   /** Events are written in chunks of at most this size (and a quarter of the write queue), the queue checked between two. */
   private static final int CHUNK_BYTES = 16 * 1024;
   /** A client not placed in the ring yet: it connected before this verticle knew where the ids stand. */
@@ -149,7 +147,7 @@ public final class ChangeStream {
     // The server is stopping: end the stream, so the client reconnects (and resumes) elsewhere or later.
     ctx.request().connection().shutdownHandler(v -> end(client));
     clients.add(client);
-    Buffer first = Buffer.buffer(": live changes of pool ").appendString(POOL).appendString("\n\n");
+    Buffer first = Buffer.buffer(": live changes of pool ").appendString(PoolJson.POOL).appendString("\n\n");
     String lastEventId = lastEventId(ctx);
     String reset = null;
     if (lastEventId == null) {
@@ -272,7 +270,7 @@ public final class ChangeStream {
   private static Buffer encodeEvent(long id, PoolChange change) {
     return Buffer.buffer().appendString("id: ").appendString(Long.toString(id))
         .appendString("\nevent: ").appendString(change.eventType())
-        .appendString("\ndata: ").appendBuffer(PoolJson.event(change, id).put("pool", POOL).toBuffer())
+        .appendString("\ndata: ").appendBuffer(PoolJson.event(change, id).put("pool", PoolJson.POOL).toBuffer())
         .appendString("\n\n");
   }
 

@@ -4,6 +4,8 @@ import dev.tokenlease.lease.bus.PoolClient;
 import dev.tokenlease.lease.bus.PoolJson;
 import dev.tokenlease.lease.bus.PoolMessages;
 import dev.tokenlease.m2m.Guard;
+import dev.tokenlease.platform.ApiException;
+import dev.tokenlease.platform.ErrorCode;
 import dev.tokenlease.platform.http.RequestInput;
 import io.vertx.core.Handler;
 import io.vertx.core.http.HttpMethod;
@@ -42,6 +44,7 @@ public final class TokenRoutes {
     add(router, HttpMethod.POST, "/api/tokens/:token_id/release", WRITE, this::release);
     add(router, HttpMethod.POST, "/api/tokens/:token_id/renew", WRITE, this::renew);
     add(router, HttpMethod.GET, "/api/users/:user_id/usages", READ, this::userUsages);
+    add(router, HttpMethod.GET, "/api/pools/:pool/stats", READ, this::stats);
     // Health stays open: load balancers and orchestrators probe it without credentials.
     RequestInput.route(router, declared, HttpMethod.GET, "/api/health", this::health);
   }
@@ -97,6 +100,15 @@ public final class TokenRoutes {
     pool.userUsages(PoolMessages.userUsages(input))
         .onSuccess(page -> ctx.json(PoolJson.userUsages(page)))
         .onFailure(ctx::fail);
+  }
+
+  /** The one pool there is so far answers as {@code default}; any other name is not found. */
+  private void stats(RoutingContext ctx) {
+    if (!PoolJson.POOL.equals(ctx.pathParam("pool"))) {
+      ctx.fail(new ApiException(ErrorCode.NOT_FOUND, "Pool not found"));
+      return;
+    }
+    pool.stats().onSuccess(report -> ctx.json(PoolJson.stats(report))).onFailure(ctx::fail);
   }
 
   private void health(RoutingContext ctx) {

@@ -419,6 +419,46 @@ class TokenApiTest {
   }
 
   @Nested
+  @DisplayName("GET /api/pools/:pool/stats")
+  class Stats {
+    private JsonObject stats() {
+      Response response = http.get("/api/pools/default/stats");
+      assertThat(response.status()).isEqualTo(200);
+      return response.json();
+    }
+
+    @Test
+    @DisplayName("counts what committed since start and shows the pool's occupancy now")
+    void counts() throws Exception {
+      JsonObject before = stats().getJsonObject("counters");
+      String user = newUser();
+      JsonObject grant = http.activate(user);
+      assertThat(http.post("/api/tokens/" + grant.getString("token_id") + "/release", userBody(user)).status())
+          .isEqualTo(200);
+      http.activate(newUser());
+      JsonObject after = dev.tokenlease.support.Eventually.until("the changes counted", java.time.Duration.ofSeconds(5),
+          this::stats, s -> s.getJsonObject("counters").getLong("granted") >= before.getLong("granted") + 2
+              && s.getJsonObject("counters").getLong("released") >= before.getLong("released") + 1);
+      assertThat(after.getString("pool")).isEqualTo("default");
+      assertThat(after.getInteger("size")).isEqualTo(100);
+      assertThat(after.getInteger("active") + after.getInteger("available")).isEqualTo(100);
+      assertThat(after.getInteger("waiting")).isZero();
+      assertThat(after.getJsonObject("counters").fieldNames()).containsExactlyInAnyOrder(
+          "granted", "released", "expired", "evicted", "revoked", "cleared", "rejected", "timed_out");
+      assertThat(after.getJsonObject("hold_ms").getLong("max")).isGreaterThanOrEqualTo(0);
+      assertThat(after.getJsonObject("hold_ms").fieldNames()).containsExactlyInAnyOrder("p50", "p90", "p99", "max");
+    }
+
+    @Test
+    @DisplayName("an unknown pool is 404 Pool not found")
+    void unknownPool() {
+      Response response = http.get("/api/pools/other/stats");
+      assertThat(response.status()).isEqualTo(404);
+      assertThat(response.json()).isEqualTo(new JsonObject().put("status", "not_found").put("message", "Pool not found"));
+    }
+  }
+
+  @Nested
   @DisplayName("DELETE /api/tokens/active")
   class Clear {
     @Test

@@ -1,0 +1,55 @@
+package dev.tokenlease.lease.core;
+
+import java.util.List;
+import org.HdrHistogram.Histogram;
+
+/**
+ * What a pool has done since the service started, counted from its committed changes (so a change
+ * that was refused and undone is never counted): leases granted and how they ended, and how long the
+ * ended leases were held (an HdrHistogram of milliseconds, three significant digits). Not kept across
+ * restarts: history in PostgreSQL is the record of what happened before.
+ */
+public final class PoolStats {
+  /** Leases longer than this (a week) are recorded as this long. */
+  private static final long MAX_TRACKED_MS = 7L * 24 * 3600 * 1000;
+
+  /** The counters and hold-time percentiles at one moment; times in milliseconds. */
+  public record Report(long granted, long released, long expired, long evicted, long cleared,
+      long holdP50, long holdP90, long holdP99, long holdMax) {}
+
+  private final Histogram hold = new Histogram(MAX_TRACKED_MS, 3);
+  private long granted;
+  private long released;
+  private long expired;
+  private long evicted;
+  private long cleared;
+
+  /** Counts a committed batch. */
+  public void committed(List<PoolChange> changes) {
+    for (PoolChange change : changes) {
+      switch (change.kind()) {
+        case GRANTED -> granted++;
+        case RENEWED -> { }
+        case ENDED -> ended(change);
+      }
+    }
+  }
+
+  private void ended(PoolChange change) {
+    switch (change.endReason()) {
+      case RELEASED -> released++;
+      case EXPIRED -> expired++;
+      case EVICTED -> evicted++;
+      case CLEARED -> cleared++;
+    }
+    long held = change.endedAtMillis() - change.startedAtMillis();
+    hold.recordValue(Math.max(0, Math.min(held, MAX_TRACKED_MS)));
+  }
+
+  public Report report() {
+    boolean none = hold.getTotalCount() == 0;
+    return new Report(granted, released, expired, evicted, cleared,
+        none ? 0 : hold.getValueAtPercentile(50), none ? 0 : hold.getValueAtPercentile(90),
+        none ? 0 : hold.getValueAtPercentile(99), none ? 0 : hold.getMaxValue());
+  }
+}
