@@ -60,8 +60,9 @@ public final class PoolJson {
 
   /**
    * {@code GET /api/pools/:pool/stats}: size and occupancy now; counters and hold times since start,
-   * from committed changes. This pool never makes callers wait, refuse them or revoke leases, so
-   * {@code waiting}, {@code wait_ms}, {@code rejected}, {@code timed_out} and {@code revoked} are 0.
+   * from committed changes, and refusals of a full pool ({@code reject}). This pool never makes
+   * callers wait or revokes leases, so {@code waiting}, {@code wait_ms}, {@code timed_out} and
+   * {@code revoked} are 0.
    */
   public static JsonObject stats(PoolMessages.StatsReport report) {
     PoolStats.Report since = report.since();
@@ -78,7 +79,7 @@ public final class PoolJson {
             .put("evicted", since.evicted())
             .put("revoked", 0)
             .put("cleared", since.cleared())
-            .put("rejected", 0)
+            .put("rejected", report.rejected())
             .put("timed_out", 0))
         .put("hold_ms", new JsonObject()
             .put("p50", since.holdP50()).put("p90", since.holdP90()).put("p99", since.holdP99()).put("max", since.holdMax()))

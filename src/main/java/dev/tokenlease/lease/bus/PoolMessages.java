@@ -53,8 +53,11 @@ public final class PoolMessages {
   /** Asks for {@link StatsReport}. */
   public record GetStats() {}
 
-  /** A pool's size and occupancy now, and what it did since start ({@link PoolStats}). */
-  public record StatsReport(int size, int active, int available, PoolStats.Report since) {}
+  /**
+   * A pool's size and occupancy now, and what it did since start: activations refused because it
+   * was full, and its committed changes ({@link PoolStats}).
+   */
+  public record StatsReport(int size, int active, int available, long rejected, PoolStats.Report since) {}
 
   public record TokenList(List<TokenView> tokens) {}
 

@@ -2,6 +2,7 @@ package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.Overflow;
 import dev.tokenlease.lease.core.PoolSnapshot;
 import dev.tokenlease.lease.core.PoolStats;
 import dev.tokenlease.lease.core.TokenPool;
@@ -133,6 +134,7 @@ public final class PoolVerticle extends VerticleBase {
     epoch = claim.epoch();
     changeIds = new ChangeIds(epoch);
     pool = new TokenPool(snapshot, config.leaseTtl(), clock, nanoTime, durable);
+    pool.overflow(Overflow.fromWireName(config.overflow()));
     pool.limitGenerations(claim.reservedUpTo());
     batcher = new WriteBehindBatcher(store, new BatchListener(), nanoTime, durable, config.batchSize(),
         config.ackTimeout().toNanos(), config.maxLag().toNanos(), config.flushInterval().toNanos(),
@@ -151,7 +153,7 @@ public final class PoolVerticle extends VerticleBase {
         this::userUsages, PoolJson::userUsages);
     report(PoolAddresses.STATUS, this::status);
     report(PoolAddresses.STATS, () -> new PoolMessages.StatsReport(pool.size(), pool.activeCount(),
-        pool.availableCount(), stats.report()));
+        pool.availableCount(), pool.rejectedCount(), stats.report()));
     sweepTimer = vertx.setPeriodic(config.sweepInterval().toMillis(), id -> sweep());
     tickTimer = vertx.setPeriodic(Math.max(1, Math.min(TICK_MILLIS, config.flushInterval().toMillis())),
         id -> batcher.tick());

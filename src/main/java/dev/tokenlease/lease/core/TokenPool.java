@@ -38,6 +38,8 @@ public final class TokenPool {
   private final LongSupplier nanoTime;
   private final long ttlMillis;
   private final long ttlNanos;
+  /** The pool's name in messages; the only pool so far is the seed's. */
+  private final String name = "default";
   private final Token[] tokensInOrder;
   private final Map<UUID, Token> tokensById;
   private final TokenQueue available = new TokenQueue();
@@ -50,6 +52,10 @@ public final class TokenPool {
   private final long blockedUntilMillis;
   private long blockedUntilNanos;
   private boolean blocked;
+  /** What a full pool does; set from configuration, applies to activations from then on. */
+  private Overflow overflow = Overflow.EVICT_OLDEST;
+  /** Activations refused because the pool was full (REJECT), since start; a refusal changes nothing. */
+  private long rejected;
 
   /**
    * Rebuilds the pool from a snapshot. Leases that ran out before now are closed at their expiry
@@ -190,11 +196,10 @@ public final class TokenPool {
     }
     if (blocked) {
       if (nowNanos - blockedUntilNanos < 0) {
-        long waitSeconds = Math.max(1, (blockedUntilNanos - nowNanos + 999_999_999L) / 1_000_000_000L);
         throw new ApiException(ErrorCode.UNAVAILABLE,
             "The pool is recovering from an unclean stop; activations resume at "
                 + Instant.ofEpochMilli(blockedUntilMillis).truncatedTo(java.time.temporal.ChronoUnit.SECONDS) + ".",
-            waitSeconds);
+            wholeSecondsUntil(blockedUntilNanos, nowNanos));
       }
       blocked = false;
     }
@@ -208,6 +213,12 @@ public final class TokenPool {
       Token oldest = active.head();
       if (oldest == null) {
         throw new ApiException(ErrorCode.INTERNAL, "No available tokens. This should not happen.");
+      }
+      if (overflow == Overflow.REJECT) {
+        rejected++;
+        // The head of the active queue is the next lease due to end.
+        throw new ApiException(ErrorCode.CONFLICT, "No token available in pool " + name + ".",
+            wholeSecondsUntil(oldest.lease.deadlineNanos, nowNanos));
       }
       Lease ending = oldest.lease;
       evicted = new Grant.Evicted(oldest.id, ending.userId, ending.generation,
@@ -371,6 +382,21 @@ public final class TokenPool {
 
   public int availableCount() {
     return available.size();
+  }
+
+  /** Sets what a full pool does for the activations that follow. */
+  public void overflow(Overflow policy) {
+    this.overflow = policy;
+  }
+
+  /** Activations refused because the pool was full, since start. */
+  public long rejectedCount() {
+    return rejected;
+  }
+
+  /** At least one: a Retry-After never says "now" for something that is not possible now. */
+  private static long wholeSecondsUntil(long deadlineNanos, long nowNanos) {
+    return Math.max(1, (deadlineNanos - nowNanos + 999_999_999L) / 1_000_000_000L);
   }
 
   public long lastGeneration() {

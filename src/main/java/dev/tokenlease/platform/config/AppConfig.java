@@ -21,6 +21,7 @@ public record AppConfig(
     Path dataDir,
     int poolSize,
     Duration leaseTtl,
+    String overflow,
     Duration sweepInterval,
     AckMode ackMode,
     Duration flushInterval,
@@ -92,6 +93,8 @@ public record AppConfig(
   public static final String DATA_DIR = "TOKENS_DATA_DIR";
   public static final String POOL_SIZE = "TOKENS_POOL_SIZE";
   public static final String LEASE_TTL = "TOKENS_POOL_LEASE_TTL";
+  /** What an activation on a full pool does: {@code evict_oldest} (the seed's) or {@code reject}. */
+  public static final String OVERFLOW = "TOKENS_POOL_OVERFLOW";
   public static final String SWEEP_INTERVAL = "TOKENS_POOL_SWEEP_INTERVAL";
   public static final String ACK = "TOKENS_PERSISTENCE_ACK";
   public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
@@ -127,7 +130,7 @@ public record AppConfig(
 
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
-      HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL,
+      HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW,
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
@@ -152,6 +155,7 @@ public record AppConfig(
         dir == null ? defaultDataDir(System.getenv()) : Path.of(dir),
         intIn(json, POOL_SIZE, 1, MAX_POOL_SIZE),
         positiveDuration(json, LEASE_TTL),
+        overflow(json),
         positiveDuration(json, SWEEP_INTERVAL),
         ackMode(json),
         positiveDuration(json, FLUSH_INTERVAL),
@@ -374,6 +378,14 @@ public record AppConfig(
     Duration value = positiveDuration(json, key);
     if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
       throw new ConfigException(key + ": expected from " + min + " to " + max + ", got '" + raw(json, key) + "'");
+    }
+    return value;
+  }
+
+  private static String overflow(JsonObject json) {
+    String value = raw(json, OVERFLOW).toLowerCase(Locale.ROOT);
+    if (!value.equals("evict_oldest") && !value.equals("reject")) {
+      throw new ConfigException(OVERFLOW + ": expected 'evict_oldest' or 'reject', got '" + raw(json, OVERFLOW) + "'");
     }
     return value;
   }

@@ -127,6 +127,33 @@ class TokenPoolTest {
   }
 
   @Test
+  @DisplayName("with overflow reject, a full pool refuses 409 with the seconds until the next lease ends, and changes nothing")
+  void rejectWhenFull() {
+    TokenPool pool = pool(2);
+    pool.overflow(Overflow.REJECT);
+    TokenView first = pool.activate(user(1), "key-1").lease();
+    time.advance(Duration.ofSeconds(30));
+    pool.activate(user(2));
+    pool.drainChanges();
+    time.advance(Duration.ofMillis(500));
+    assertThatThrownBy(() -> pool.activate(user(3)))
+        .isInstanceOfSatisfying(dev.tokenlease.platform.ApiException.class, e -> {
+          assertThat(e.error()).isEqualTo(dev.tokenlease.platform.ErrorCode.CONFLICT);
+          assertThat(e.getMessage()).isEqualTo("No token available in pool default.");
+          // The first lease ends at T0 + 2 min; 89.5 s from now, rounded up.
+          assertThat(e.retryAfterSeconds()).isEqualTo(90);
+        });
+    assertThat(pool.drainChanges()).isEmpty();
+    assertThat(pool.activeCount()).isEqualTo(2);
+    assertThat(pool.rejectedCount()).isEqualTo(1);
+    assertThat(pool.activate(user(1), "key-1").lease().tokenId()).as("a keyed retry is still answered").isEqualTo(first.tokenId());
+    pool.release(first.tokenId(), user(1), null);
+    assertThat(pool.activate(user(3)).lease().tokenId()).isEqualTo(first.tokenId());
+    pool.overflow(Overflow.EVICT_OLDEST);
+    assertThat(pool.activate(user(4)).evicted()).as("evicts again once the policy changes back").isNotNull();
+  }
+
+  @Test
   @DisplayName("an eviction is named in the activation's answer, with how long the evicted lease was held")
   void evictionInTheAnswer() {
     TokenPool pool = pool(2);
