@@ -135,6 +135,7 @@ public final class PoolVerticle extends VerticleBase {
     changeIds = new ChangeIds(epoch);
     pool = new TokenPool(snapshot, config.leaseTtl(), clock, nanoTime, durable);
     pool.overflow(Overflow.fromWireName(config.overflow()));
+    pool.maxLeasesPerUser(config.maxLeasesPerUser());
     pool.limitGenerations(claim.reservedUpTo());
     batcher = new WriteBehindBatcher(store, new BatchListener(), nanoTime, durable, config.batchSize(),
         config.ackTimeout().toNanos(), config.maxLag().toNanos(), config.flushInterval().toNanos(),

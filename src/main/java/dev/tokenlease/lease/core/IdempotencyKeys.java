@@ -64,7 +64,7 @@ final class IdempotencyKeys {
     Entry entry = new Entry(key, token, lease, forgetAtNanos);
     enqueue(entry);
     if (undo != null) {
-      undo.keys(() -> {
+      undo.step(() -> {
         byGrant.pollLast();
         byKey.remove(key);
       });
@@ -110,7 +110,7 @@ final class IdempotencyKeys {
     if (entry != null && entry.lease == lease && !entry.queued) {
       byKey.remove(entry.key);
       if (undo != null) {
-        undo.keys(() -> byKey.put(entry.key, entry));
+        undo.step(() -> byKey.put(entry.key, entry));
       }
     }
   }
@@ -123,7 +123,7 @@ final class IdempotencyKeys {
       byKey.remove(oldest.key);
     }
     if (undo != null) {
-      undo.keys(() -> {
+      undo.step(() -> {
         if (forgotten) {
           byKey.put(oldest.key, oldest);
         }

@@ -56,6 +56,10 @@ public final class TokenPool {
   private Overflow overflow = Overflow.EVICT_OLDEST;
   /** Activations refused because the pool was full (REJECT), since start; a refusal changes nothing. */
   private long rejected;
+  /** The most leases one user may hold at once; 0 for no limit. */
+  private int maxLeasesPerUser;
+  /** Active leases per user, kept only while a limit is set (and then exactly, undo included). */
+  private final Map<UUID, Integer> leasesByUser = new HashMap<>();
 
   /**
    * Rebuilds the pool from a snapshot. Leases that ran out before now are closed at their expiry
@@ -207,6 +211,10 @@ public final class TokenPool {
       throw new ApiException(ErrorCode.UNAVAILABLE,
           "No fencing number is reserved in the database yet; try again shortly.");
     }
+    if (maxLeasesPerUser > 0 && leasesByUser.getOrDefault(userId, 0) >= maxLeasesPerUser) {
+      throw new ApiException(ErrorCode.CONFLICT,
+          "User already holds " + maxLeasesPerUser + " tokens in pool " + name + ".");
+    }
     long nowMillis = clock.millis();
     Grant.Evicted evicted = null;
     if (available.size() == 0) {
@@ -240,6 +248,7 @@ public final class TokenPool {
       token.evictedGeneration = 0;
     }
     appendTo(active, token);
+    countLease(userId, 1);
     if (idempotencyKey != null) {
       keys.remember(token, lease, nowNanos + ttlNanos);
     }
@@ -389,6 +398,43 @@ public final class TokenPool {
     this.overflow = policy;
   }
 
+  /**
+   * Sets the most leases one user may hold at once (0: no limit) for the activations that follow;
+   * the leases held now are counted from here on.
+   */
+  public void maxLeasesPerUser(int limit) {
+    leasesByUser.clear();
+    if (limit > 0) {
+      for (Token token = active.head(); token != null; token = token.next) {
+        leasesByUser.merge(token.lease.userId, 1, Integer::sum);
+      }
+    }
+    this.maxLeasesPerUser = limit;
+  }
+
+  /** Counts a lease granted (+1) or ended (-1) for its user, undoably, while a limit is set. */
+  private void countLease(UUID userId, int delta) {
+    if (maxLeasesPerUser == 0) {
+      return;
+    }
+    int count = leasesByUser.getOrDefault(userId, 0) + delta;
+    if (count == 0) {
+      leasesByUser.remove(userId);
+    } else {
+      leasesByUser.put(userId, count);
+    }
+    if (undo != null) {
+      undo.step(() -> {
+        int back = leasesByUser.getOrDefault(userId, 0) - delta;
+        if (back == 0) {
+          leasesByUser.remove(userId);
+        } else {
+          leasesByUser.put(userId, back);
+        }
+      });
+    }
+  }
+
   /** Activations refused because the pool was full, since start. */
   public long rejectedCount() {
     return rejected;
@@ -456,6 +502,7 @@ public final class TokenPool {
     }
     removeFrom(active, token);
     appendTo(available, token);
+    countLease(lease.userId, -1);
     keys.ended(lease);
     changes.add(PoolChange.of(PoolChange.Kind.ENDED, token, lease, endedAtMillis, reason));
   }

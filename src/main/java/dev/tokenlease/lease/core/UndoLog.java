@@ -69,8 +69,11 @@ final class UndoLog {
     });
   }
 
-  /** After the remembered Idempotency-Keys changed; {@code inverse} puts back what changed. */
-  void keys(Runnable inverse) {
+  /**
+   * After a change kept outside the tokens (the remembered Idempotency-Keys, the per-user lease
+   * counts); {@code inverse} puts back what changed.
+   */
+  void step(Runnable inverse) {
     steps.addLast(inverse::run);
   }
 

@@ -22,6 +22,7 @@ public record AppConfig(
     int poolSize,
     Duration leaseTtl,
     String overflow,
+    int maxLeasesPerUser,
     Duration sweepInterval,
     AckMode ackMode,
     Duration flushInterval,
@@ -95,6 +96,8 @@ public record AppConfig(
   public static final String LEASE_TTL = "TOKENS_POOL_LEASE_TTL";
   /** What an activation on a full pool does: {@code evict_oldest} (the seed's) or {@code reject}. */
   public static final String OVERFLOW = "TOKENS_POOL_OVERFLOW";
+  /** The most leases one user may hold at once; 0 for no limit. */
+  public static final String MAX_LEASES_PER_USER = "TOKENS_POOL_MAX_LEASES_PER_USER";
   public static final String SWEEP_INTERVAL = "TOKENS_POOL_SWEEP_INTERVAL";
   public static final String ACK = "TOKENS_PERSISTENCE_ACK";
   public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
@@ -130,7 +133,7 @@ public record AppConfig(
 
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
-      HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW,
+      HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW, MAX_LEASES_PER_USER,
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
@@ -156,6 +159,7 @@ public record AppConfig(
         intIn(json, POOL_SIZE, 1, MAX_POOL_SIZE),
         positiveDuration(json, LEASE_TTL),
         overflow(json),
+        intIn(json, MAX_LEASES_PER_USER, 0, MAX_POOL_SIZE),
         positiveDuration(json, SWEEP_INTERVAL),
         ackMode(json),
         positiveDuration(json, FLUSH_INTERVAL),

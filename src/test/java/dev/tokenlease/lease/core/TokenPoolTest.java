@@ -154,6 +154,37 @@ class TokenPoolTest {
   }
 
   @Test
+  @DisplayName("a user at max_leases_per_user is refused 409 until one of its leases ends; an undone grant frees its place")
+  void leasesPerUser() {
+    TokenPool pool = undoablePool(5);
+    pool.activate(user(9));
+    pool.maxLeasesPerUser(2);
+    TokenView held = pool.activate(user(1)).lease();
+    long mark = pool.undoMark();
+    pool.activate(user(1));
+    assertThatThrownBy(() -> pool.activate(user(1)))
+        .isInstanceOfSatisfying(dev.tokenlease.platform.ApiException.class, e -> {
+          assertThat(e.error()).isEqualTo(dev.tokenlease.platform.ErrorCode.CONFLICT);
+          assertThat(e.getMessage()).isEqualTo("User already holds 2 tokens in pool default.");
+        });
+    pool.activate(user(9));
+    assertThatThrownBy(() -> pool.activate(user(9))).as("leases held before the limit was set count")
+        .hasMessage("User already holds 2 tokens in pool default.");
+    pool.undoTo(mark);
+    assertThat(pool.activeCount()).isEqualTo(2);
+    pool.activate(user(1));
+    assertThatThrownBy(() -> pool.activate(user(1))).hasMessage("User already holds 2 tokens in pool default.");
+    pool.release(held.tokenId(), user(1), null);
+    assertThat(pool.activate(user(1)).lease().currentUserId()).isEqualTo(user(1));
+    time.advance(TTL);
+    pool.expireDue();
+    assertThat(pool.activeCount()).isZero();
+    pool.activate(user(1));
+    pool.activate(user(1));
+    assertThat(pool.activeCount()).as("expiries free the places too").isEqualTo(2);
+  }
+
+  @Test
   @DisplayName("an eviction is named in the activation's answer, with how long the evicted lease was held")
   void evictionInTheAnswer() {
     TokenPool pool = pool(2);
