@@ -12,7 +12,20 @@ public final class LocalRecordCodec<T> implements MessageCodec<T, T> {
   private final String name;
 
   private LocalRecordCodec(Class<T> type) {
-    this.name = "local:" + type.getName();
+    this.name = name(type);
+  }
+
+  /** The name of {@code type}'s by-reference codec, for {@code DeliveryOptions.setCodecName}. */
+  public static String name(Class<?> type) {
+    return "local:" + type.getName();
+  }
+
+  /**
+   * Registers a by-reference codec for {@code type} under {@link #name(Class)} only, for a type whose
+   * default codec is another (senders then choose this one per message).
+   */
+  public static void registerNamed(EventBus bus, Class<?> type) {
+    bus.registerCodec(new LocalRecordCodec<>(type));
   }
 
   public static void registerAll(EventBus bus, Class<?>... types) {
@@ -27,12 +40,12 @@ public final class LocalRecordCodec<T> implements MessageCodec<T, T> {
 
   @Override
   public void encodeToWire(Buffer buffer, T message) {
-    throw new UnsupportedOperationException(name + " is local only; use the tokens.api.* JSON addresses");
+    throw new UnsupportedOperationException(name + " is local only; across the cluster use the JSON addresses (tokens.api.*, tokens.events)");
   }
 
   @Override
   public T decodeFromWire(int pos, Buffer buffer) {
-    throw new UnsupportedOperationException(name + " is local only; use the tokens.api.* JSON addresses");
+    throw new UnsupportedOperationException(name + " is local only; across the cluster use the JSON addresses (tokens.api.*, tokens.events)");
   }
 
   @Override

@@ -1,6 +1,7 @@
 package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.platform.LocalRecordCodec;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.MessageCodec;
@@ -23,12 +24,12 @@ import java.util.List;
 public record CommittedChanges(List<PoolChange> changes, long firstId) {
   /** The changes of the batch carry no ids. */
   public static final long NO_IDS = -1;
-  /** The codec that hands the batch over as it is, to local consumers only. */
-  static final String BY_REFERENCE = "tokens.committed-changes.by-reference";
+  /** The codec that hands the batch over as it is (no copy, no JSON: it is immutable), to local consumers only. */
+  static final String BY_REFERENCE = LocalRecordCodec.name(CommittedChanges.class);
 
   static void registerCodec(EventBus bus) {
     bus.registerDefaultCodec(CommittedChanges.class, new Codec());
-    bus.registerCodec(new ByReference());
+    LocalRecordCodec.registerNamed(bus, CommittedChanges.class);
   }
 
   /** Local delivery builds the JSON; the wire carries it as a length-prefixed JSON object. */
@@ -53,34 +54,6 @@ public record CommittedChanges(List<PoolChange> changes, long firstId) {
     @Override
     public String name() {
       return "tokens.committed-changes";
-    }
-
-    @Override
-    public byte systemCodecID() {
-      return -1;
-    }
-  }
-
-  /** No copy and no JSON: the batch is immutable. It refuses the wire; cluster peers follow {@code tokens.events}. */
-  private static final class ByReference implements MessageCodec<CommittedChanges, CommittedChanges> {
-    @Override
-    public void encodeToWire(Buffer buffer, CommittedChanges batch) {
-      throw new UnsupportedOperationException(BY_REFERENCE + " is local only; follow tokens.events instead");
-    }
-
-    @Override
-    public CommittedChanges decodeFromWire(int pos, Buffer buffer) {
-      throw new UnsupportedOperationException(BY_REFERENCE + " is local only; follow tokens.events instead");
-    }
-
-    @Override
-    public CommittedChanges transform(CommittedChanges batch) {
-      return batch;
-    }
-
-    @Override
-    public String name() {
-      return BY_REFERENCE;
     }
 
     @Override

@@ -417,22 +417,15 @@ public final class TokenPool {
     if (maxLeasesPerUser == 0) {
       return;
     }
-    int count = leasesByUser.getOrDefault(userId, 0) + delta;
-    if (count == 0) {
-      leasesByUser.remove(userId);
-    } else {
-      leasesByUser.put(userId, count);
-    }
+    adjustCount(userId, delta);
     if (undo != null) {
-      undo.step(() -> {
-        int back = leasesByUser.getOrDefault(userId, 0) - delta;
-        if (back == 0) {
-          leasesByUser.remove(userId);
-        } else {
-          leasesByUser.put(userId, back);
-        }
-      });
+      undo.step(() -> adjustCount(userId, -delta));
     }
+  }
+
+  /** A user whose count reaches 0 leaves the map. */
+  private void adjustCount(UUID userId, int delta) {
+    leasesByUser.merge(userId, delta, (count, change) -> count + change == 0 ? null : count + change);
   }
 
   /** Activations refused because the pool was full, since start. */
