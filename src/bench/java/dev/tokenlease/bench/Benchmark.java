@@ -65,6 +65,7 @@ public final class Benchmark {
   private final List<Scale> scales = new ArrayList<>();
   private double bearerChecksPerSecond = Double.NaN;
   private dev.tokenlease.lease.bus.CrossingRate.Result crossing;
+  private final List<WaitContention.Result> waits = new ArrayList<>();
 
   private Benchmark(Settings settings) {
     this.settings = settings;
@@ -76,7 +77,7 @@ public final class Benchmark {
       words.addAll(List.of(arg.trim().split("\\s+")));
     }
     boolean quick = words.contains("--quick") || words.contains("quick");
-    // --only=noop,memory,durable,auth,crossing,dblock,mixed,scale runs a subset (while tuning); the default runs all.
+    // --only=noop,memory,durable,auth,crossing,dblock,wait,mixed,scale runs a subset (while tuning); the default runs all.
     List<String> only = words.stream().filter(w -> w.startsWith("--only="))
         .flatMap(w -> List.of(w.substring(7).split(",")).stream()).toList();
     Settings settings = quick
@@ -110,6 +111,9 @@ public final class Benchmark {
     }
     if (settings.runs("dblock")) {
       dblock(activate);
+    }
+    if (settings.runs("wait")) {
+      waiting();
     }
     if (settings.runs("mixed")) {
       mixed();
@@ -192,6 +196,33 @@ public final class Benchmark {
           + DBLOCK_CONNECTIONS + " connections", dblock.port(), activate, this::activation));
     } finally {
       TestDatabase.drop(dblockDb);
+    }
+  }
+
+  /**
+   * Named pools with overflow wait, wrk's connections activating and releasing in closed loops, in
+   * each acknowledgment mode: a quarter as many tokens as connections (most activations wait their
+   * turn) against one per connection (none waits), measured in the same service.
+   */
+  private void waiting() throws Exception {
+    for (String ack : List.of("memory", "durable")) {
+      log("wait: named pools with overflow wait, " + CONNECTIONS + " connections in closed loops, " + ack + " acknowledgments");
+      String database = TestDatabase.create();
+      settle();
+      try (ServiceProcess service = ServiceProcess.launch(serviceEnv(database, ack, 100))
+          .awaitReady(Duration.ofSeconds(120))) {
+        for (int tokens : List.of(CONNECTIONS, CONNECTIONS / 4)) {
+          WaitContention.Result w = WaitContention.run(ack, service.port(), "bench-" + tokens, tokens, CONNECTIONS,
+              settings.warmup(), settings.closed(), out);
+          waits.add(w);
+          log(String.format(Locale.ROOT, "  %d tokens: %.0f activate+release cycles/s (%d failed); the pool's wait_ms "
+              + "p50 %d p99 %d max %d, %d timed out", tokens, w.cyclesPerSecond(), w.failed(), w.waitP50(), w.waitP99(),
+              w.waitMax(), w.timedOut()));
+        }
+        service.terminate(Duration.ofSeconds(60));
+      } finally {
+        TestDatabase.drop(database);
+      }
     }
   }
 
@@ -398,6 +429,16 @@ public final class Benchmark {
     md.append(String.format(Locale.ROOT, "| auth/memory | %.2f | >= 0.80 |%n", ratios.get("auth/memory")));
     md.append(String.format(Locale.ROOT, "%nBearer check alone (SHA-256 + lookup, one thread): %.0f checks/s.%n",
         bearerChecksPerSecond));
+    if (!waits.isEmpty()) {
+      md.append("\n| wait pool (closed loops of activate + release) | ack | tokens | connections | cycles/s | failed "
+          + "| pool wait_ms p50 | p99 | max | timed out |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+      for (WaitContention.Result w : waits) {
+        md.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %.0f | %d | %d | %d | %d | %d |%n",
+            w.tokens() < w.clients() ? "contended (callers wait)" : "baseline (a token per connection)", w.ack(),
+            w.tokens(), w.clients(), w.cyclesPerSecond(), w.failed(), w.waitP50(), w.waitP99(), w.waitMax(), w.timedOut()));
+      }
+      md.append("\n");
+    }
     if (crossing != null) {
       md.append(String.format(Locale.ROOT, "Crossing to the pool verticle (in-process, %s): request/reply %.0f calls/s, "
           + "PoolClient's direct completion %.0f calls/s (%.2fx).%n", "256 reads in flight", crossing.requestReply(),
@@ -421,6 +462,7 @@ public final class Benchmark {
     JsonObject json = new JsonObject().put("mode", settings.name()).put("cores", cores)
         .put("java", System.getProperty("java.version")).put("seconds", took.toSeconds())
         .put("bearerChecksPerSecond", Double.isNaN(bearerChecksPerSecond) ? null : bearerChecksPerSecond)
+        .put("wait", new JsonArray(waits.stream().map(JsonObject::mapFrom).toList()))
         .put("crossing", crossing == null ? null : new JsonObject().put("requestReplyPerSecond", crossing.requestReply())
             .put("directPerSecond", crossing.direct()));
     JsonArray scenarioJson = new JsonArray();

@@ -76,6 +76,33 @@ final class Wrk {
     return PRELUDE + "request = activation\n";
   }
 
+  /**
+   * Closed loops of activate and release on one pool: after an activation is answered, the next
+   * request of that thread releases the token (the answer names token and user), else it activates
+   * for a fresh user. In a {@code wait} pool with fewer tokens than connections, most activations
+   * wait their turn. Every completed cycle is two requests.
+   */
+  static String waitCycleScript(String pool) {
+    return PRELUDE + """
+        local pending = {}
+        request = function()
+          local lease = table.remove(pending)
+          if lease then
+            return wrk.format("POST", "/api/pools/%1$s/tokens/" .. lease.token .. "/release", nil,
+              '{"user_id":"' .. lease.user .. '"}')
+          end
+          return wrk.format("POST", "/api/pools/%1$s/tokens/activate", nil, '{"user_id":"' .. uuid() .. '"}')
+        end
+        response = function(status, headers, body)
+          if status == 200 and body:find('"state"') == nil then
+            local token = body:match('"token_id":"([^"]+)"')
+            local user = body:match('"user_id":"([^"]+)"')
+            if token and user then table.insert(pending, {token = token, user = user}) end
+          end
+        end
+        """.formatted(pool);
+  }
+
   /** Like {@link #activateScript()}, with a bearer token on every request. */
   static String authenticatedActivateScript(String accessToken) {
     return PRELUDE + "wrk.headers[\"Authorization\"] = \"Bearer " + accessToken + "\"\nrequest = activation\n";

@@ -1,5 +1,6 @@
 package dev.tokenlease.lease.bus;
 
+import dev.tokenlease.lease.core.TokenPool;
 import dev.tokenlease.lease.core.TokenState;
 import dev.tokenlease.support.RunningService;
 import dev.tokenlease.support.TestDatabase;
@@ -67,14 +68,14 @@ public final class CrossingRate {
     @Override
     public Future<?> start() {
       client = new PoolClient(vertx);
-      return client.list(new PoolMessages.ListTokens(TokenState.AVAILABLE))
+      return client.list(new PoolMessages.ListTokens(TokenPool.DEFAULT, TokenState.AVAILABLE))
           .onSuccess(list -> tokenId = list.tokens().get(0).tokenId());
     }
 
     Future<Double> round(boolean direct) {
       Promise<Double> done = Promise.promise();
       context.runOnContext(v -> {
-        PoolMessages.GetToken request = new PoolMessages.GetToken(tokenId);
+        PoolMessages.GetToken request = new PoolMessages.GetToken(TokenPool.DEFAULT, tokenId);
         Function<PoolMessages.GetToken, Future<?>> call = direct ? client::get
             : r -> vertx.eventBus().request(PoolAddresses.GET, r);
         long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ROUND_MS);

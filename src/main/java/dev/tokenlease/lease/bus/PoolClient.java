@@ -59,8 +59,37 @@ public final class PoolClient {
     return call(PoolAddresses.USER_USAGES, request);
   }
 
-  public Future<PoolMessages.StatsReport> stats() {
-    return call(PoolAddresses.STATS, new PoolMessages.GetStats());
+  public Future<PoolMessages.StatsReport> stats(PoolMessages.GetStats request) {
+    return call(PoolAddresses.STATS, request);
+  }
+
+  public Future<TokenView> revoke(PoolMessages.Revoke request) {
+    return call(PoolAddresses.REVOKE, request);
+  }
+
+  /** Tells the pool that a waiting activation's caller went away; no answer. */
+  public void cancelWait(PoolMessages.CancelWait request) {
+    bus.send(PoolAddresses.CANCEL_WAIT, request);
+  }
+
+  public Future<PoolMessages.PoolInfo> createPool(PoolMessages.CreatePool request) {
+    return call(PoolAddresses.CREATE_POOL, request);
+  }
+
+  public Future<PoolMessages.PoolInfo> getPool(PoolMessages.GetPool request) {
+    return call(PoolAddresses.GET_POOL, request);
+  }
+
+  public Future<PoolMessages.PoolList> listPools(PoolMessages.ListPools request) {
+    return call(PoolAddresses.LIST_POOLS, request);
+  }
+
+  public Future<PoolMessages.PoolInfo> updatePool(PoolMessages.UpdatePool request) {
+    return call(PoolAddresses.UPDATE_POOL, request);
+  }
+
+  public Future<PoolMessages.Deleted> deletePool(PoolMessages.DeletePool request) {
+    return call(PoolAddresses.DELETE_POOL, request);
   }
 
   public Future<PoolMessages.StatusReport> status() {

@@ -1,10 +1,13 @@
 package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.Grant;
+import dev.tokenlease.lease.core.Overflow;
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolSettings;
 import dev.tokenlease.lease.core.PoolStats;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
+import dev.tokenlease.platform.Paging;
 import dev.tokenlease.platform.Timestamps;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
@@ -15,9 +18,6 @@ import java.time.Instant;
  * the timestamp format ({@code 2025-12-19T15:12:02Z}, UTC, whole seconds) follow the contract.
  */
 public final class PoolJson {
-  /** The only pool there is, for now; answers name it so that clients need not change when there are more. */
-  public static final String POOL = "default";
-
   private PoolJson() {}
 
   /** The token object of {@code GET /api/tokens/:id}. */
@@ -59,31 +59,57 @@ public final class PoolJson {
   }
 
   /**
-   * {@code GET /api/pools/:pool/stats}: size and occupancy now; counters and hold times since start,
-   * from committed changes, and refusals of a full pool ({@code reject}). This pool never makes
-   * callers wait or revokes leases, so {@code waiting}, {@code wait_ms}, {@code timed_out} and
-   * {@code revoked} are 0.
+   * {@code GET /api/pools/:pool/stats}: size and occupancy now; counters, hold times and wait times
+   * since start, from committed changes, and the refusals of a full pool and waits that ran out.
    */
   public static JsonObject stats(PoolMessages.StatsReport report) {
     PoolStats.Report since = report.since();
     return new JsonObject()
-        .put("pool", POOL)
+        .put("pool", report.pool())
         .put("size", report.size())
         .put("active", report.active())
         .put("available", report.available())
-        .put("waiting", 0)
+        .put("waiting", report.waiting())
         .put("counters", new JsonObject()
             .put("granted", since.granted())
             .put("released", since.released())
             .put("expired", since.expired())
             .put("evicted", since.evicted())
-            .put("revoked", 0)
+            .put("revoked", since.revoked())
             .put("cleared", since.cleared())
             .put("rejected", report.rejected())
-            .put("timed_out", 0))
+            .put("timed_out", report.timedOut()))
         .put("hold_ms", new JsonObject()
             .put("p50", since.holdP50()).put("p90", since.holdP90()).put("p99", since.holdP99()).put("max", since.holdMax()))
-        .put("wait_ms", new JsonObject().put("p50", 0).put("p99", 0).put("max", 0));
+        .put("wait_ms", new JsonObject().put("p50", since.waitP50()).put("p99", since.waitP99()).put("max", since.waitMax()));
+  }
+
+  /** The pool object of the pools API: its settings (durations in ISO-8601, null for none) and occupancy now. */
+  public static JsonObject pool(PoolMessages.PoolInfo info) {
+    PoolSettings settings = info.settings();
+    return new JsonObject()
+        .put("name", settings.name())
+        .put("size", info.size())
+        .put("lease_ttl", settings.leaseTtl().toString())
+        .put("overflow", settings.overflow().wireName())
+        .put("max_wait", settings.overflow() == Overflow.WAIT ? settings.maxWait().toString() : null)
+        .put("max_hold", settings.maxHold() == null ? null : settings.maxHold().toString())
+        .put("max_leases_per_user", settings.maxLeasesPerUser() == 0 ? null : settings.maxLeasesPerUser())
+        .put("active", info.active())
+        .put("available", info.available())
+        .put("waiting", info.waiting())
+        .put("created_at", timestamp(info.createdAt()));
+  }
+
+  /** A page of {@code GET /api/pools}, in the service's page shape. */
+  public static JsonObject pools(PoolMessages.PoolList list) {
+    JsonArray items = new JsonArray();
+    list.pools().forEach(info -> items.add(pool(info)));
+    return Paging.page("pools", items, list.total(), list.page(), list.limit());
+  }
+
+  public static JsonObject deleted(PoolMessages.Deleted deleted) {
+    return new JsonObject().put("name", deleted.name()).put("cleared_count", deleted.cleared()).put("status", "ok");
   }
 
   /** The reply to release and renew: the token object, the lease's generation and (if open) its end. */
@@ -121,7 +147,8 @@ public final class PoolJson {
           .put("token_id", usage.tokenId().toString())
           .put("started_at", timestamp(usage.startedAt()))
           .put("ended_at", timestamp(usage.endedAt()))
-          .put("end_reason", usage.endReason() == null ? null : usage.endReason().wireName()));
+          .put("end_reason", usage.endReason() == null ? null : usage.endReason().wireName())
+          .put("pool", usage.pool()));
     }
     Long next = page.nextBeforeGeneration();
     return new JsonObject()
@@ -169,6 +196,7 @@ public final class PoolJson {
     }
     return event
         .put("type", change.eventType())
+        .put("pool", change.pool())
         .put("token_id", change.tokenId().toString())
         .put("user_id", change.userId().toString())
         .put("generation", change.generation())

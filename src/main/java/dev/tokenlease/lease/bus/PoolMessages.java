@@ -1,7 +1,9 @@
 package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.Grant;
+import dev.tokenlease.lease.core.PoolSettings;
 import dev.tokenlease.lease.core.PoolStats;
+import dev.tokenlease.lease.core.TokenPool;
 import dev.tokenlease.lease.core.TokenState;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
@@ -32,32 +34,98 @@ public final class PoolMessages {
   public static final int MAX_HISTORY_LIMIT = 500;
   private static final int MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
-  /** @param idempotencyKey the caller's Idempotency-Key, or null */
-  public record Activate(UUID userId, String idempotencyKey) {}
+  /**
+   * @param pool the pool's name
+   * @param idempotencyKey the caller's Idempotency-Key, or null
+   * @param waitHandle how the caller waits if the pool is full and makes callers wait, or null not to wait
+   */
+  public record Activate(String pool, UUID userId, String idempotencyKey, WaitHandle waitHandle) {
+    /** On the pool {@code default}, not waiting. */
+    public Activate(UUID userId, String idempotencyKey) {
+      this(TokenPool.DEFAULT, userId, idempotencyKey, null);
+    }
+  }
 
-  public record Release(UUID tokenId, UUID userId, Long generation) {}
+  /**
+   * A caller's willingness to wait for a token, and the handle of its wait: compared by identity,
+   * so the caller can {@link CancelWait cancel} exactly its own.
+   */
+  public static final class WaitHandle {
+    private final long maxWaitNanos;
+    /** Set by the pool when the activation starts waiting; read by the caller once it is answered. */
+    private volatile boolean queued;
 
-  public record Renew(UUID tokenId, UUID userId, Long generation) {}
+    /** @param maxWaitNanos the longest the caller waits; the pool's {@code max_wait} caps it */
+    public WaitHandle(long maxWaitNanos) {
+      this.maxWaitNanos = maxWaitNanos;
+    }
 
-  public record GetToken(UUID tokenId) {}
+    public long maxWaitNanos() {
+      return maxWaitNanos;
+    }
+
+    /** Whether the activation waited in the queue (rather than being answered at once). */
+    public boolean queued() {
+      return queued;
+    }
+
+    void markQueued() {
+      queued = true;
+    }
+  }
+
+  /** The caller of a waiting activation went away: its wait ends and it is never granted a token. */
+  public record CancelWait(String pool, WaitHandle handle) {}
+
+  public record Release(String pool, UUID tokenId, UUID userId, Long generation) {}
+
+  public record Renew(String pool, UUID tokenId, UUID userId, Long generation) {}
+
+  /** An operator ends the current lease of a token now. */
+  public record Revoke(String pool, UUID tokenId) {}
+
+  public record GetToken(String pool, UUID tokenId) {}
 
   /** @param state the state to keep, or null for all */
-  public record ListTokens(TokenState state) {}
+  public record ListTokens(String pool, TokenState state) {}
 
-  public record ClearActive() {}
+  public record ClearActive(String pool) {}
 
-  public record TokenUsages(UUID tokenId) {}
+  public record TokenUsages(String pool, UUID tokenId) {}
 
   public record PoolStatus() {}
 
   /** Asks for {@link StatsReport}. */
-  public record GetStats() {}
+  public record GetStats(String pool) {}
 
   /**
    * A pool's size and occupancy now, and what it did since start: activations refused because it
-   * was full, and its committed changes ({@link PoolStats}).
+   * was full, waits that ran out, and its committed changes ({@link PoolStats}).
    */
-  public record StatsReport(int size, int active, int available, long rejected, PoolStats.Report since) {}
+  public record StatsReport(String pool, int size, int active, int available, int waiting, long rejected,
+      long timedOut, PoolStats.Report since) {}
+
+  /** Creates a pool of {@code size} fresh tokens. */
+  public record CreatePool(PoolSettings settings, int size) {}
+
+  public record GetPool(String name) {}
+
+  /** A page of the pools, by name; pages count from 1. */
+  public record ListPools(int page, int limit) {}
+
+  /** Changes the fields of a pool that {@code patch} names. */
+  public record UpdatePool(String name, PoolDefinitions.Patch patch) {}
+
+  /** @param force end the active leases (as {@code cleared}) rather than refuse */
+  public record DeletePool(String name, boolean force) {}
+
+  /** A pool as {@code GET /api/pools/:pool} shows it. */
+  public record PoolInfo(PoolSettings settings, int size, int active, int available, int waiting, Instant createdAt) {}
+
+  public record PoolList(List<PoolInfo> pools, int total, int page, int limit) {}
+
+  /** A pool was deleted, ending {@code cleared} leases. */
+  public record Deleted(String name, int cleared) {}
 
   public record TokenList(List<TokenView> tokens) {}
 
@@ -101,30 +169,35 @@ public final class PoolMessages {
         Activate.class, Grant.class, Release.class, Renew.class, GetToken.class, ListTokens.class, ClearActive.class,
         TokenUsages.class, History.UserUsages.class, PoolStatus.class, GetStats.class, StatsReport.class, TokenView.class, TokenList.class,
         Cleared.class, History.TokenUsageList.class, History.UserUsagePage.class, StatusReport.class,
-        LocalCall.class);
+        LocalCall.class, CancelWait.class, Revoke.class, CreatePool.class, GetPool.class, ListPools.class,
+        UpdatePool.class, DeletePool.class, PoolInfo.class, PoolList.class, Deleted.class);
     CommittedChanges.registerCodec(bus);
   }
 
   // ---- parsing of the JSON input shape ----
 
-  /** An activation on the JSON address: the Idempotency-Key, if any, is the {@code idempotency_key} field. */
+  /**
+   * An activation on the JSON address: the pool is the {@code pool} field ({@code default} if
+   * absent), the Idempotency-Key, if any, the {@code idempotency_key} field. It does not wait: a bus
+   * caller's send timeout cannot be seen here, so a grant could outlive a caller that gave up.
+   */
   public static Activate activate(JsonObject in) {
     UUID user = requiredUuid(in, "user_id");
     Object key = in.getValue("idempotency_key");
     if (key == null || key instanceof String text && isIdempotencyKey(text)) {
-      return new Activate(user, (String) key);
+      return new Activate(pool(in), user, (String) key, null);
     }
     throw badRequest("Invalid idempotency_key. Must be 1 to 255 visible ASCII characters.");
   }
 
   /**
-   * An activation over HTTP: the body (whose fields other than {@code user_id} are ignored) and the
-   * values of its Idempotency-Key header, of which there may be one.
+   * An activation over HTTP: the body (whose fields other than {@code user_id} are ignored), the
+   * values of its Idempotency-Key header, of which there may be one, and how long it may wait.
    */
-  public static Activate activate(JsonObject body, List<String> idempotencyKeyHeaders) {
+  public static Activate activate(String pool, JsonObject body, List<String> idempotencyKeyHeaders, WaitHandle wait) {
     UUID user = requiredUuid(body, "user_id");
     if (idempotencyKeyHeaders.isEmpty()) {
-      return new Activate(user, null);
+      return new Activate(pool, user, null, wait);
     }
     String key = idempotencyKeyHeaders.get(0);
     if (idempotencyKeyHeaders.size() > 1) {
@@ -133,7 +206,22 @@ public final class PoolMessages {
     if (!isIdempotencyKey(key)) {
       throw badRequest("Invalid Idempotency-Key header. Must be 1 to 255 visible ASCII characters.");
     }
-    return new Activate(user, key);
+    return new Activate(pool, user, key, wait);
+  }
+
+  /**
+   * The pool a JSON input names in its {@code pool} field, {@code default} if it names none. A
+   * name no pool could have is not found, as a pool that does not exist.
+   */
+  public static String pool(JsonObject in) {
+    Object raw = in.getValue("pool");
+    if (raw == null) {
+      return TokenPool.DEFAULT;
+    }
+    if (raw instanceof String name && PoolDefinitions.isName(name)) {
+      return name;
+    }
+    throw PoolDefinitions.notFound();
   }
 
   /** 1 to 255 visible ASCII characters (no space): what a header carries safely and logs read plainly. */
@@ -151,37 +239,42 @@ public final class PoolMessages {
   }
 
   public static Release release(JsonObject in) {
-    return new Release(requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
+    return new Release(pool(in), requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
   }
 
   public static Renew renew(JsonObject in) {
-    return new Renew(requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
+    return new Renew(pool(in), requiredUuid(in, "token_id"), requiredUuid(in, "user_id"), generation(in));
+  }
+
+  public static Revoke revoke(JsonObject in) {
+    return new Revoke(pool(in), requiredUuid(in, "token_id"));
   }
 
   public static GetToken getToken(JsonObject in) {
-    return new GetToken(requiredUuid(in, "token_id"));
+    return new GetToken(pool(in), requiredUuid(in, "token_id"));
   }
 
   public static ListTokens listTokens(JsonObject in) {
+    String pool = pool(in);
     Object state = in.getValue("state");
     if (state == null || "".equals(state) || "all".equals(state)) {
-      return new ListTokens(null);
+      return new ListTokens(pool, null);
     }
     if ("available".equals(state)) {
-      return new ListTokens(TokenState.AVAILABLE);
+      return new ListTokens(pool, TokenState.AVAILABLE);
     }
     if ("active".equals(state)) {
-      return new ListTokens(TokenState.ACTIVE);
+      return new ListTokens(pool, TokenState.ACTIVE);
     }
     throw badRequest("Invalid state filter. Must be 'available', 'active', or 'all'.");
   }
 
   public static ClearActive clearActive(JsonObject in) {
-    return new ClearActive();
+    return new ClearActive(pool(in));
   }
 
   public static TokenUsages tokenUsages(JsonObject in) {
-    return new TokenUsages(requiredUuid(in, "token_id"));
+    return new TokenUsages(pool(in), requiredUuid(in, "token_id"));
   }
 
   public static History.UserUsages userUsages(JsonObject in) {
@@ -196,7 +289,12 @@ public final class PoolMessages {
     if (rawLimit != null && !"".equals(rawLimit)) {
       limit = parseLimit(rawLimit);
     }
-    return new History.UserUsages(user, from, to, limit, cursor(in.getValue("cursor")));
+    Object pool = in.getValue("pool");
+    if (pool != null && !"".equals(pool) && !(pool instanceof String name && PoolDefinitions.isName(name))) {
+      throw badRequest("Invalid pool. Must be a pool name: " + PoolDefinitions.NAME_RULE + ".");
+    }
+    return new History.UserUsages(user, from, to, limit, cursor(in.getValue("cursor")),
+        "".equals(pool) ? null : (String) pool);
   }
 
   /** The opaque {@code next_cursor} for a page that ends just after {@code generation}. */

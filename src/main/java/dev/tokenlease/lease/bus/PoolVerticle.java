@@ -1,12 +1,14 @@
 package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.Grant;
-import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.lease.core.Overflow;
-import dev.tokenlease.lease.core.PoolSnapshot;
+import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolGroup;
+import dev.tokenlease.lease.core.PoolSettings;
 import dev.tokenlease.lease.core.PoolStats;
 import dev.tokenlease.lease.core.TokenPool;
 import dev.tokenlease.lease.core.TokenView;
+import dev.tokenlease.lease.core.WaitOutcome;
 import dev.tokenlease.lease.persistence.History;
 import dev.tokenlease.lease.persistence.PoolStore;
 import dev.tokenlease.lease.persistence.UsageRepository;
@@ -31,8 +33,13 @@ import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.PgException;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.function.LongSupplier;
@@ -41,12 +48,18 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The single owner of the token pool and of its writes. Every operation arrives as an event-bus
- * message and runs on this verticle's event loop, one at a time, so no locks are needed and no
- * token can be held by two users. Replies come from memory; in durable mode a mutation's reply
- * waits until the batch that holds its changes has committed, and a change the database did not
- * take is undone here before its caller hears of it. The write-behind batches run on the same event
- * loop, so a change, its undo and its acknowledgment never race.
+ * The single owner of the token pools and of their writes. Every operation arrives as an event-bus
+ * message naming its pool and runs on this verticle's event loop, one at a time, so no locks are
+ * needed and no token can be held by two users. Replies come from memory; in durable mode a
+ * mutation's reply waits until the batch that holds its changes has committed, and a change the
+ * database did not take is undone here before its caller hears of it. The write-behind batches run
+ * on the same event loop, so a change, its undo and its acknowledgment never race. Activations that
+ * wait for a token are answered when a grant can be acknowledged: after each operation, if the pool
+ * may take changes, the waiters of pools with free tokens are served, and their answers follow the
+ * commit of the batch that holds their grants, as any mutation's do.
+ *
+ * <p>All pools of a process share this owner and one writer (one fencing sequence, one batch
+ * stream); the pools API creates, changes and deletes them here, in the database first.
  *
  * <p>Deploy exactly one instance per database.
  */
@@ -67,17 +80,38 @@ public final class PoolVerticle extends VerticleBase {
   private final LongSupplier nanoTime;
   private final boolean durable;
   private final List<MessageConsumer<?>> consumers = new ArrayList<>();
-  /** Counted from committed batches only, on this loop. */
-  private final PoolStats stats = new PoolStats();
+  /** The pools' rows and stats, by name; a pool being deleted stays here, closing, until it is gone. */
+  private final Map<String, PoolEntry> entries = new HashMap<>();
+  /** The callers of activations waiting for a token, by their handles. */
+  private final Map<PoolMessages.WaitHandle, Promise<Grant>> waiting = new HashMap<>();
+  /** Names of pools being created, changed or deleted: one change of a pool at a time. */
+  private final Set<String> changing = new HashSet<>();
   private PoolStore store;
   private WriteBehindBatcher batcher;
-  private TokenPool pool;
+  private PoolGroup group;
   private long epoch;
   private ChangeIds changeIds;
   /** When the claim that the database confirmed was sent: the first proof that this writer is alive. */
   private long claimSentNanos;
   private long sweepTimer = -1;
   private long tickTimer = -1;
+
+  /** What the owner keeps of one pool beside its {@link TokenPool}. */
+  private static final class PoolEntry {
+    final int id;
+    final Instant createdAt;
+    final TokenPool pool;
+    /** Counted from committed batches only, on this loop. */
+    final PoolStats stats = new PoolStats();
+    /** Being deleted: its operations answer as for a pool that does not exist. */
+    boolean closing;
+
+    PoolEntry(int id, Instant createdAt, TokenPool pool) {
+      this.id = id;
+      this.createdAt = createdAt;
+      this.pool = pool;
+    }
+  }
 
   public PoolVerticle(AppConfig config, PgConnectOptions connectOptions) {
     this(config, vertx -> UsageRepository.open(vertx, connectOptions, config.pgPoolSize(), config.ackTimeout().toMillis(),
@@ -102,12 +136,11 @@ public final class PoolVerticle extends VerticleBase {
   public Future<?> start() {
     store = storeFactory.apply(vertx);
     return store.takeInstanceLock()
-        .compose(v -> store.ensureTokens(config.poolSize()))
+        .compose(v -> store.ensureDefaultPool(defaultSettings(config), config.poolSize()))
         .compose(v -> claim(CLAIM_ATTEMPTS))
-        .compose(claim -> store.loadSnapshot(claim.lastGeneration(),
-                claim.blockedForMillis() > 0 ? clock.millis() + claim.blockedForMillis() : PoolChange.NO_TIME)
-            .map(snapshot -> {
-              begin(snapshot, claim, claimSentNanos);
+        .compose(claim -> store.loadPools()
+            .map(pools -> {
+              begin(pools, claim, claimSentNanos);
               return claim;
             }))
         .compose(claim -> Future.all(consumers.stream().map(MessageConsumer::completion).toList()))
@@ -130,21 +163,47 @@ public final class PoolVerticle extends VerticleBase {
         });
   }
 
-  private void begin(PoolSnapshot snapshot, PoolStore.WriterClaim claim, long claimSent) {
+  /** The pool {@code default} as the configuration describes it. */
+  static PoolSettings defaultSettings(AppConfig config) {
+    Overflow overflow = Overflow.fromWireName(config.overflow());
+    return new PoolSettings(TokenPool.DEFAULT, config.leaseTtl(), overflow,
+        overflow == Overflow.WAIT ? config.maxWait() : Duration.ZERO, config.maxHold(), config.maxLeasesPerUser());
+  }
+
+  private void begin(List<PoolStore.StoredPool> pools, PoolStore.WriterClaim claim, long claimSent) {
     epoch = claim.epoch();
     changeIds = new ChangeIds(epoch);
-    pool = new TokenPool(snapshot, config.leaseTtl(), clock, nanoTime, durable);
-    pool.overflow(Overflow.fromWireName(config.overflow()));
-    pool.maxLeasesPerUser(config.maxLeasesPerUser());
-    pool.limitGenerations(claim.reservedUpTo());
+    group = new PoolGroup(clock, nanoTime, durable, claim.lastGeneration(),
+        claim.blockedForMillis() > 0 ? clock.millis() + claim.blockedForMillis() : PoolChange.NO_TIME,
+        config.maxWaiters());
+    for (PoolStore.StoredPool stored : pools) {
+      TokenPool pool = group.add(stored.settings(), stored.snapshot());
+      entries.put(pool.name(), new PoolEntry(stored.id(), stored.createdAt(), pool));
+    }
+    group.limitGenerations(claim.reservedUpTo());
     batcher = new WriteBehindBatcher(store, new BatchListener(), nanoTime, durable, config.batchSize(),
         config.ackTimeout().toNanos(), config.maxLag().toNanos(), config.flushInterval().toNanos(),
         claim.epoch(), claim.lastBatch(), claimSent);
     // Leases that ran out while the service was down: closed from the snapshot, nothing to undo.
-    write(pool.drainChanges(), null, durable ? pool.undoMark() : -1);
+    write(group.drainChanges(), null, durable ? group.undoMark() : -1);
     serve(PoolAddresses.ACTIVATE, PoolAddresses.JSON_ACTIVATE, PoolMessages::activate, this::activate, PoolJson::grant);
     serve(PoolAddresses.RELEASE, PoolAddresses.JSON_RELEASE, PoolMessages::release, this::release, PoolJson::lease);
     serve(PoolAddresses.RENEW, PoolAddresses.JSON_RENEW, PoolMessages::renew, this::renew, PoolJson::lease);
+    serve(PoolAddresses.REVOKE, PoolAddresses.JSON_REVOKE, PoolMessages::revoke, this::revoke, PoolJson::lease);
+    serve(PoolAddresses.CREATE_POOL, PoolAddresses.JSON_CREATE_POOL, PoolDefinitions::create, this::createPool,
+        PoolJson::pool);
+    serve(PoolAddresses.GET_POOL, PoolAddresses.JSON_GET_POOL, in -> new PoolMessages.GetPool(PoolMessages.pool(in)),
+        this::getPool, PoolJson::pool);
+    serve(PoolAddresses.LIST_POOLS, PoolAddresses.JSON_LIST_POOLS, PoolDefinitions::list, this::listPools,
+        PoolJson::pools);
+    serve(PoolAddresses.UPDATE_POOL, PoolAddresses.JSON_UPDATE_POOL,
+        in -> new PoolMessages.UpdatePool(PoolMessages.pool(in), PoolDefinitions.patch(withoutPool(in))),
+        this::updatePool, PoolJson::pool);
+    serve(PoolAddresses.DELETE_POOL, PoolAddresses.JSON_DELETE_POOL,
+        in -> new PoolMessages.DeletePool(PoolMessages.pool(in), Boolean.TRUE.equals(in.getValue("force"))),
+        this::deletePool, PoolJson::deleted);
+    consumers.add(vertx.eventBus().<PoolMessages.CancelWait>localConsumer(PoolAddresses.CANCEL_WAIT,
+        msg -> cancelWait(msg.body())));
     serve(PoolAddresses.GET, PoolAddresses.JSON_GET, PoolMessages::getToken, this::get, PoolJson::token);
     serve(PoolAddresses.LIST, PoolAddresses.JSON_LIST, PoolMessages::listTokens, this::list, PoolJson::tokenList);
     serve(PoolAddresses.CLEAR, PoolAddresses.JSON_CLEAR, PoolMessages::clearActive, this::clear, PoolJson::cleared);
@@ -152,16 +211,33 @@ public final class PoolVerticle extends VerticleBase {
         this::tokenUsages, PoolJson::tokenUsages);
     serve(PoolAddresses.USER_USAGES, PoolAddresses.JSON_USER_USAGES, PoolMessages::userUsages,
         this::userUsages, PoolJson::userUsages);
+    serve(PoolAddresses.STATS, PoolAddresses.JSON_STATS, in -> new PoolMessages.GetStats(PoolMessages.pool(in)),
+        this::stats, PoolJson::stats);
     report(PoolAddresses.STATUS, this::status);
-    report(PoolAddresses.STATS, () -> new PoolMessages.StatsReport(pool.size(), pool.activeCount(),
-        pool.availableCount(), pool.rejectedCount(), stats.report()));
     sweepTimer = vertx.setPeriodic(config.sweepInterval().toMillis(), id -> sweep());
-    tickTimer = vertx.setPeriodic(Math.max(1, Math.min(TICK_MILLIS, config.flushInterval().toMillis())),
-        id -> batcher.tick());
-    LOG.info("Pool ready: {} tokens, {} active, lease TTL {}, {} acknowledgments, writer epoch {}{}", pool.size(),
-        pool.activeCount(), config.leaseTtl(), config.ackMode().name().toLowerCase(java.util.Locale.ROOT), epoch,
+    tickTimer = vertx.setPeriodic(Math.max(1, Math.min(TICK_MILLIS, config.flushInterval().toMillis())), id -> {
+      if (group.waiterCount() > 0) {
+        read(() -> {
+          group.expireWaits();
+          return null;
+        });
+      }
+      batcher.tick();
+    });
+    TokenPool seed = group.get(TokenPool.DEFAULT);
+    LOG.info("Pools ready: {} ({} tokens in all, {} active); default: {} tokens, lease TTL {}; {} acknowledgments, "
+            + "writer epoch {}{}", group.poolCount(), group.pools().stream().mapToInt(TokenPool::size).sum(),
+        group.pools().stream().mapToInt(TokenPool::activeCount).sum(), seed.size(), config.leaseTtl(),
+        config.ackMode().name().toLowerCase(java.util.Locale.ROOT), epoch,
         claim.blockedForMillis() > 0
             ? ", activations wait " + claim.blockedForMillis() + " ms after an unclean stop in memory mode" : "");
+  }
+
+  /** A PATCH body on the JSON address: the fields but the pool's name. */
+  private static JsonObject withoutPool(JsonObject in) {
+    JsonObject copy = in.copy();
+    copy.remove("pool");
+    return copy;
   }
 
   /** Writes everything still pending, then records a clean stop; a stop that cannot is left unclean. */
@@ -177,7 +253,7 @@ public final class PoolVerticle extends VerticleBase {
     batcher.closing();
     awaitIdle(drained, nanoTime.getAsLong() + SHUTDOWN_FLUSH_LIMIT.toNanos());
     return drained.future()
-        .compose(v -> store.stopRun(epoch, pool.lastGeneration()))
+        .compose(v -> store.stopRun(epoch, group.lastGeneration()))
         .onSuccess(v -> LOG.info("All changes written; stopped cleanly"))
         .recover(err -> {
           LOG.error("Stopping with {} changes unwritten: {}", batcher.pendingChanges(), WriteBehindBatcher.describe(err));
@@ -268,9 +344,44 @@ public final class PoolVerticle extends VerticleBase {
     });
   }
 
+  /** The pool of that name, unless it does not exist (or is being deleted). */
+  private TokenPool pool(String name) {
+    PoolEntry entry = entries.get(name);
+    if (entry == null || entry.closing) {
+      throw PoolDefinitions.notFound();
+    }
+    return entry.pool;
+  }
+
+  /**
+   * An activation: answered at once, or, if it waits, once it is granted (and, durable, that grant
+   * committed) or refused.
+   */
   private Future<Grant> activate(PoolMessages.Activate request) {
-    return mutate(() -> pool.activate(request.userId(), request.idempotencyKey()))
-        .compose(grant -> committed(request, grant));
+    PoolMessages.WaitHandle wait = request.waitHandle();
+    return mutate(() -> {
+      Grant grant = pool(request.pool()).activate(request.userId(), request.idempotencyKey(), wait,
+          wait == null ? 0 : wait.maxWaitNanos());
+      if (grant != null) {
+        return Future.succeededFuture(grant);
+      }
+      Promise<Grant> granted = Promise.promise();
+      wait.markQueued();
+      waiting.put(wait, granted);
+      return granted.future();
+    }).compose(answer -> answer).compose(grant -> committed(request, grant));
+  }
+
+  /** The caller of a waiting activation went away: it leaves the queue, never to be granted. */
+  private void cancelWait(PoolMessages.CancelWait request) {
+    Promise<Grant> caller = waiting.remove(request.handle());
+    PoolEntry entry = entries.get(request.pool());
+    if (caller != null && entry != null && entry.pool.cancelWait(request.handle())) {
+      caller.tryFail(new ApiException(ErrorCode.CONFLICT, "The activation was cancelled."));
+    } else if (caller != null) {
+      // Granted or refused meanwhile, its answer on the way: the caller deals with it.
+      waiting.put(request.handle(), caller);
+    }
   }
 
   /**
@@ -285,29 +396,296 @@ public final class PoolVerticle extends VerticleBase {
     }
     return batcher.barrier()
         .recover(err -> Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE, err.getMessage())))
-        .compose(v -> mutate(() -> pool.activate(request.userId(), request.idempotencyKey())))
+        .compose(v -> mutate(() -> pool(request.pool()).activate(request.userId(), request.idempotencyKey())))
         .compose(again -> again.repeated() && again.lease().generation() == grant.lease().generation()
             ? Future.succeededFuture(again) : committed(request, again));
   }
 
   private Future<TokenView> release(PoolMessages.Release request) {
-    return mutate(() -> pool.release(request.tokenId(), request.userId(), request.generation()));
+    return mutate(() -> pool(request.pool()).release(request.tokenId(), request.userId(), request.generation()));
   }
 
   private Future<TokenView> renew(PoolMessages.Renew request) {
-    return mutate(() -> pool.renew(request.tokenId(), request.userId(), request.generation()));
+    return mutate(() -> pool(request.pool()).renew(request.tokenId(), request.userId(), request.generation()));
+  }
+
+  private Future<TokenView> revoke(PoolMessages.Revoke request) {
+    return mutate(() -> pool(request.pool()).revoke(request.tokenId()));
   }
 
   private Future<PoolMessages.Cleared> clear(PoolMessages.ClearActive request) {
-    return mutate(() -> new PoolMessages.Cleared(pool.clear()));
+    return mutate(() -> new PoolMessages.Cleared(pool(request.pool()).clear()));
   }
 
   private Future<TokenView> get(PoolMessages.GetToken request) {
-    return read(() -> pool.get(request.tokenId()));
+    return read(() -> pool(request.pool()).get(request.tokenId()));
   }
 
   private Future<PoolMessages.TokenList> list(PoolMessages.ListTokens request) {
-    return read(() -> new PoolMessages.TokenList(pool.list(request.state())));
+    return read(() -> new PoolMessages.TokenList(pool(request.pool()).list(request.state())));
+  }
+
+  private Future<PoolMessages.StatsReport> stats(PoolMessages.GetStats request) {
+    return read(() -> {
+      TokenPool pool = pool(request.pool());
+      pool.expireDue();
+      return new PoolMessages.StatsReport(pool.name(), pool.size(), pool.activeCount(), pool.availableCount(),
+          pool.waiterCount(), pool.rejectedCount(), pool.timedOutCount(), entries.get(pool.name()).stats.report());
+    });
+  }
+
+  private PoolMessages.PoolInfo info(PoolEntry entry) {
+    TokenPool pool = entry.pool;
+    return new PoolMessages.PoolInfo(pool.settings(), pool.size(), pool.activeCount(), pool.availableCount(),
+        pool.waiterCount(), entry.createdAt);
+  }
+
+  private Future<PoolMessages.PoolInfo> getPool(PoolMessages.GetPool request) {
+    return read(() -> {
+      TokenPool pool = pool(request.name());
+      pool.expireDue();
+      return info(entries.get(pool.name()));
+    });
+  }
+
+  private Future<PoolMessages.PoolList> listPools(PoolMessages.ListPools request) {
+    return read(() -> {
+      group.expireDue();
+      List<PoolMessages.PoolInfo> page = new ArrayList<>();
+      int skip = (request.page() - 1) * request.limit();
+      int total = 0;
+      for (TokenPool pool : group.pools()) {
+        PoolEntry entry = entries.get(pool.name());
+        if (entry.closing) {
+          continue;
+        }
+        if (total >= skip && page.size() < request.limit()) {
+          page.add(info(entry));
+        }
+        total++;
+      }
+      return new PoolMessages.PoolList(page, total, request.page(), request.limit());
+    });
+  }
+
+  /**
+   * Creates a pool: its row and tokens are committed first (fenced by this writer's epoch), and
+   * only then does it exist here.
+   */
+  private Future<PoolMessages.PoolInfo> createPool(PoolMessages.CreatePool request) {
+    String name = request.settings().name();
+    String refusal = refusal();
+    if (refusal != null) {
+      return Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE, refusal));
+    }
+    if (entries.containsKey(name) || changing.contains(name)) {
+      return Future.failedFuture(new ApiException(ErrorCode.CONFLICT, "Pool " + name + " already exists."));
+    }
+    if (entries.size() + changing.size() >= config.maxPools()) {
+      return Future.failedFuture(new ApiException(ErrorCode.CONFLICT, "The service has " + config.maxPools()
+          + " pools, the most it may have (" + AppConfig.MAX_POOLS + "); delete one first."));
+    }
+    changing.add(name);
+    return store.createPool(epoch, request.settings(), request.size())
+        .recover(err -> {
+          if (err instanceof PgException pg && "23505".equals(pg.getSqlState())) {
+            // The name is taken in the database: by a create whose answer was lost, if not here.
+            return reconcile(name).compose(found -> Future.failedFuture(
+                new ApiException(ErrorCode.CONFLICT, "Pool " + name + " already exists.")));
+          }
+          if (definitelyNotWritten(err)) {
+            return Future.failedFuture(poolChangeFailed(err));
+          }
+          // The answer was lost: what the database holds says whether the pool was made.
+          return reconcile(name).compose(found -> found != null ? Future.succeededFuture(found)
+              : Future.failedFuture(poolChangeFailed(err)));
+        })
+        .eventually(() -> {
+          changing.remove(name);
+          return Future.succeededFuture();
+        })
+        .map(stored -> {
+          PoolEntry entry = entries.get(name);
+          if (entry == null) {
+            entry = adopt(stored);
+            LOG.info("Pool {} created: {} tokens, lease TTL {}, overflow {}", name, entry.pool.size(),
+                stored.settings().leaseTtl(), stored.settings().overflow().wireName());
+          }
+          return info(entry);
+        });
+  }
+
+  private PoolEntry adopt(PoolStore.StoredPool stored) {
+    TokenPool pool = group.add(stored.settings(), stored.snapshot());
+    PoolEntry entry = new PoolEntry(stored.id(), stored.createdAt(), pool);
+    entries.put(pool.name(), entry);
+    return entry;
+  }
+
+  /**
+   * After a change of the pools whose outcome is not known (the connection broke before the
+   * commit's answer), makes this process agree with the database: a pool it holds and this process
+   * does not know is taken in (with its tokens), one this process knows gets the settings and the
+   * tokens the database has, one the database deleted goes. Answers the pool as the database has
+   * it, or null if it has none; fails if the database cannot be read either (the change then stays
+   * in doubt here until a restart, which reads everything again).
+   */
+  private Future<PoolStore.StoredPool> reconcile(String name) {
+    return store.findPool(name).map(found -> {
+      PoolEntry entry = entries.get(name);
+      if (found == null) {
+        if (entry != null && entry.closing && entry.pool.activeCount() == 0) {
+          read(() -> {
+            group.remove(entry.pool, PoolDefinitions.notFound());
+            return null;
+          });
+          entries.remove(name);
+        }
+        return null;
+      }
+      if (entry == null) {
+        adopt(found);
+      } else if (entry.id == found.id()) {
+        TokenPool pool = entry.pool;
+        read(() -> {
+          pool.settings(found.settings());
+          pool.addTokens(found.snapshot().tokens().stream().filter(t -> t.seq() > pool.size()).toList());
+          return null;
+        });
+      }
+      return found;
+    });
+  }
+
+  /** A failure after which the change certainly did not commit: the server refused it, or it was never sent. */
+  private static boolean definitelyNotWritten(Throwable err) {
+    return err instanceof PgException || err instanceof PoolStore.FencedException || err instanceof ApiException;
+  }
+
+  /**
+   * Changes a pool's settings and grows it: in the database first, then here (for the activations,
+   * renewals and waits that follow). Shrinking is refused: tokens are kept forever with their history.
+   */
+  private Future<PoolMessages.PoolInfo> updatePool(PoolMessages.UpdatePool request) {
+    PoolEntry entry;
+    PoolSettings next;
+    int grow;
+    try {
+      entry = changeable(request.name());
+      TokenPool pool = entry.pool;
+      next = PoolDefinitions.apply(pool.settings(), request.patch());
+      Integer size = request.patch().size();
+      if (size != null && size < pool.size()) {
+        throw new ApiException(ErrorCode.BAD_REQUEST, "Invalid size. A pool can only grow: it has " + pool.size()
+            + " tokens.");
+      }
+      grow = size == null ? 0 : size - pool.size();
+    } catch (ApiException e) {
+      return Future.failedFuture(e);
+    }
+    String name = request.name();
+    changing.add(name);
+    TokenPool pool = entry.pool;
+    int target = pool.size() + grow;
+    return store.updatePool(epoch, entry.id, next, pool.size(), grow)
+        // The database has it: applied here whatever else is refused now (waiters are served only if allowed).
+        .compose(added -> read(() -> {
+          pool.settings(next);
+          pool.addTokens(added);
+          LOG.info("Pool {} changed: {} tokens (+{}), lease TTL {}, overflow {}", name, pool.size(), added.size(),
+              next.leaseTtl(), next.overflow().wireName());
+          return info(entry);
+        }))
+        .recover(err -> definitelyNotWritten(err) ? Future.failedFuture(poolChangeFailed(err))
+            // The answer was lost: the database says whether the change is in.
+            : reconcile(name).compose(found -> found != null && found.settings().equals(next) && pool.size() == target
+                ? Future.succeededFuture(info(entry)) : Future.failedFuture(poolChangeFailed(err))))
+        .eventually(() -> {
+          changing.remove(name);
+          return Future.succeededFuture();
+        });
+  }
+
+  /**
+   * Deletes a pool: its leases are ended ({@code force}) and written, its row marked deleted, and
+   * only then is it gone here; meanwhile it answers as a pool that does not exist. Its history stays.
+   */
+  private Future<PoolMessages.Deleted> deletePool(PoolMessages.DeletePool request) {
+    PoolEntry entry;
+    try {
+      entry = changeable(request.name());
+      read(() -> entry.pool.expireDue());
+      if (entry.pool.activeCount() > 0 && !request.force()) {
+        throw new ApiException(ErrorCode.CONFLICT, "Pool " + request.name() + " has " + entry.pool.activeCount()
+            + " active leases; delete with force=true to end them.");
+      }
+    } catch (ApiException e) {
+      return Future.failedFuture(e);
+    }
+    String name = request.name();
+    changing.add(name);
+    entry.closing = true;
+    // Nobody may be granted a token the clearing frees: the waiters are told the pool is gone.
+    read(() -> {
+      entry.pool.refuseWaiters(PoolDefinitions.notFound());
+      return null;
+    });
+    return mutate(() -> entry.pool.clear())
+        .compose(cleared -> batcher.barrier().map(cleared))
+        .compose(cleared -> store.deletePool(epoch, entry.id).map(cleared)
+            .recover(err -> definitelyNotWritten(err) ? Future.failedFuture(err)
+                // The answer was lost: gone from the database means deleted.
+                : reconcile(name).compose(found -> found == null ? Future.succeededFuture(cleared)
+                    : Future.failedFuture(err))))
+        .recover(err -> {
+          if (entries.get(name) == entry) {
+            entry.closing = false;
+          }
+          return Future.failedFuture(err instanceof ApiException ? err : poolChangeFailed(err));
+        })
+        .map(cleared -> {
+          if (entries.get(name) == entry) {
+            read(() -> {
+              group.remove(entry.pool, PoolDefinitions.notFound());
+              return null;
+            });
+            entries.remove(name);
+          }
+          LOG.info("Pool {} deleted ({} leases ended)", name, cleared);
+          return new PoolMessages.Deleted(name, cleared);
+        })
+        .eventually(() -> {
+          changing.remove(name);
+          return Future.succeededFuture();
+        });
+  }
+
+  /** A pool that the pools API may change: it exists, is not {@code default}, and no other change is under way. */
+  private PoolEntry changeable(String name) {
+    PoolEntry entry = entries.get(name);
+    if (entry == null || entry.closing) {
+      throw PoolDefinitions.notFound();
+    }
+    if (TokenPool.DEFAULT.equals(name)) {
+      throw new ApiException(ErrorCode.CONFLICT,
+          "The pool default is configured by the TOKENS_POOL_* settings; it cannot be changed or deleted here.");
+    }
+    if (changing.contains(name)) {
+      throw new ApiException(ErrorCode.CONFLICT, "Pool " + name + " is being changed; try again shortly.", 1);
+    }
+    String refusal = refusal();
+    if (refusal != null) {
+      throw new ApiException(ErrorCode.UNAVAILABLE, refusal);
+    }
+    return entry;
+  }
+
+  private static ApiException poolChangeFailed(Throwable err) {
+    if (err instanceof ApiException e) {
+      return e;
+    }
+    return new ApiException(ErrorCode.UNAVAILABLE, err instanceof PoolStore.FencedException
+        ? err.getMessage() : "The pool could not be changed: " + WriteBehindBatcher.describe(err));
   }
 
   /**
@@ -316,17 +694,18 @@ public final class PoolVerticle extends VerticleBase {
    */
   private Future<History.TokenUsageList> tokenUsages(PoolMessages.TokenUsages request) {
     return read(() -> {
+      TokenPool pool = pool(request.pool());
       if (!pool.contains(request.tokenId())) {
         throw new ApiException(ErrorCode.NOT_FOUND, "Token not found");
       }
       pool.expireDue();
       return request;
-    }).compose(query -> history(() -> store.tokenUsages(query.tokenId())));
+    }).compose(query -> history(() -> store.tokenUsages(query.tokenId(), query.pool())));
   }
 
   private Future<History.UserUsagePage> userUsages(History.UserUsages request) {
     return read(() -> {
-      pool.expireDue();
+      group.expireDue();
       return request;
     }).compose(query -> history(() -> store.userUsages(query)));
   }
@@ -336,6 +715,7 @@ public final class PoolVerticle extends VerticleBase {
         new ApiException(ErrorCode.UNAVAILABLE, "Failed to process request: " + WriteBehindBatcher.describe(err))));
   }
 
+  /** Answered from memory as it is (a report runs outside {@link #read}, so it retires nothing). */
   private PoolMessages.StatusReport status() {
     long lag = TimeUnit.NANOSECONDS.toMillis(batcher.oldestUnwrittenNanos());
     long sinceConfirmed = TimeUnit.NANOSECONDS.toMillis(batcher.sinceConfirmedNanos());
@@ -346,13 +726,17 @@ public final class PoolVerticle extends VerticleBase {
     if (degraded == null && sinceConfirmed >= config.maxLag().toMillis()) {
       degraded = "The database has confirmed no write for " + sinceConfirmed + " ms.";
     }
-    return new PoolMessages.StatusReport(pool.size(), pool.activeCount(), pool.availableCount(),
-        pool.lastGeneration(), batcher.pendingChanges(), lag, sinceConfirmed, batcher.failure(), store.instanceLockHeld(),
+    TokenPool seed = group.get(TokenPool.DEFAULT);
+    return new PoolMessages.StatusReport(seed.size(), seed.activeCount(), seed.availableCount(),
+        group.lastGeneration(), batcher.pendingChanges(), lag, sinceConfirmed, batcher.failure(), store.instanceLockHeld(),
         degraded, changeIds.next());
   }
 
   private void sweep() {
-    read(pool::expireDue);
+    read(() -> {
+      group.expireDue();
+      return null;
+    });
   }
 
   /** Why changes are refused now (the pool cannot promise to keep them), or null. */
@@ -380,45 +764,97 @@ public final class PoolVerticle extends VerticleBase {
     if (refusal != null) {
       return Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE, refusal));
     }
-    long mark = durable ? pool.undoMark() : -1;
+    long mark = durable ? group.undoMark() : -1;
     R result;
     try {
       result = operation.get();
     } catch (ApiException e) {
-      write(pool.drainChanges(), null, mark);
+      settle(mark);
       return Future.failedFuture(e);
+    } catch (RuntimeException e) {
+      settle(mark);
+      throw e;
     }
+    Future<Void> committed = settle(mark);
     if (!durable) {
-      write(pool.drainChanges(), null, mark);
       return Future.succeededFuture(result);
     }
-    List<PoolChange> changes = pool.drainChanges();
-    if (changes.isEmpty()) {
-      return Future.succeededFuture(result);
-    }
-    Promise<Void> committed = Promise.promise();
-    write(changes, committed, mark);
-    return committed.future().transform(done -> done.succeeded() ? Future.succeededFuture(result)
+    return committed.transform(done -> done.succeeded() ? Future.succeededFuture(result)
         : Future.failedFuture(answerFor(done.cause())));
   }
 
   private static ApiException answerFor(Throwable failure) {
+    if (failure instanceof ApiException e) {
+      return e;
+    }
     if (failure instanceof WriteBehindBatcher.OutcomeUnknownException) {
       return new ApiException(ErrorCode.OUTCOME_UNKNOWN, failure.getMessage());
     }
     return new ApiException(ErrorCode.UNAVAILABLE, failure.getMessage());
   }
 
-  /** Runs an operation that changes nothing but the leases it finds expired, and queues those. */
+  /** Runs an operation that changes nothing but the leases it finds expired (and waits it serves), and queues those. */
   private <R> Future<R> read(Supplier<R> operation) {
-    long mark = durable ? pool.undoMark() : -1;
+    long mark = durable ? group.undoMark() : -1;
     try {
       return Future.succeededFuture(operation.get());
     } catch (ApiException e) {
       return Future.failedFuture(e);
     } finally {
-      write(pool.drainChanges(), null, mark);
+      settle(mark);
     }
+  }
+
+  /**
+   * After every operation: serves the waiting activations if grants may be acknowledged now, queues
+   * what changed since {@code mark} for writing, and answers the waits that ended. A granted
+   * waiter hears once its grant is committed (durable) or at once (memory); a refused one at once.
+   *
+   * @return when the queued changes are committed (durable; at once if none, or in memory mode)
+   */
+  private Future<Void> settle(long mark) {
+    if (group.waiterCount() > 0 && refusal() == null) {
+      group.serveWaiters();
+    }
+    List<PoolChange> changes = group.drainChanges();
+    List<WaitOutcome> outcomes = group.drainOutcomes();
+    Future<Void> committed = Future.succeededFuture();
+    if (!changes.isEmpty()) {
+      Promise<Void> ack = durable ? Promise.promise() : null;
+      batcher.add(changes, mark, ack);
+      if (ack != null) {
+        committed = ack.future();
+      }
+    }
+    for (WaitOutcome outcome : outcomes) {
+      answer(outcome, committed);
+    }
+    return committed;
+  }
+
+  private void answer(WaitOutcome outcome, Future<Void> committed) {
+    Promise<Grant> caller = waiting.remove((PoolMessages.WaitHandle) outcome.handle());
+    if (caller == null) {
+      return;
+    }
+    PoolEntry entry = entries.get(outcome.pool());
+    if (outcome.grant() == null) {
+      if (entry != null) {
+        entry.stats.waited(outcome.waitedMillis());
+      }
+      caller.fail(outcome.refusal());
+      return;
+    }
+    committed.onComplete(done -> {
+      if (done.succeeded()) {
+        if (entry != null) {
+          entry.stats.waited(outcome.waitedMillis());
+        }
+        caller.complete(outcome.grant());
+      } else {
+        caller.fail(answerFor(done.cause()));
+      }
+    });
   }
 
   private void write(List<PoolChange> changes, Promise<Void> committed, long mark) {
@@ -431,17 +867,17 @@ public final class PoolVerticle extends VerticleBase {
   private final class BatchListener implements WriteBehindBatcher.Listener {
     @Override
     public void undoTo(long mark) {
-      pool.undoTo(mark);
+      group.undoTo(mark);
     }
 
     @Override
     public void committed(List<PoolChange> changes, long generationsReservedUpTo, long firstUnwrittenMark) {
-      pool.limitGenerations(generationsReservedUpTo);
+      group.limitGenerations(generationsReservedUpTo);
       if (durable) {
-        pool.forgetBefore(firstUnwrittenMark == -1 ? pool.undoMark() : firstUnwrittenMark);
+        group.forgetBefore(firstUnwrittenMark == -1 ? group.undoMark() : firstUnwrittenMark);
       }
       if (!changes.isEmpty()) {
-        stats.committed(changes);
+        countCommitted(changes);
         // Ids in commit order; this and a publish by reference are all the live streams cost here.
         CommittedChanges batch = new CommittedChanges(changes, changeIds.assign(changes.size()));
         // Locally the JSON is built only if someone receives it; across a cluster peers need plain JSON.
@@ -460,7 +896,20 @@ public final class PoolVerticle extends VerticleBase {
 
     @Override
     public long generationsToReserve() {
-      return pool.lastGeneration() + GENERATIONS_RESERVED_AHEAD;
+      return group.lastGeneration() + GENERATIONS_RESERVED_AHEAD;
+    }
+  }
+
+  /** Each pool's stats count its own committed changes; a deleted pool's are no longer counted. */
+  private void countCommitted(List<PoolChange> changes) {
+    PoolEntry entry = null;
+    for (PoolChange change : changes) {
+      if (entry == null || !entry.pool.name().equals(change.pool())) {
+        entry = entries.get(change.pool());
+      }
+      if (entry != null) {
+        entry.stats.committed(change);
+      }
     }
   }
 }

@@ -2,7 +2,7 @@ package dev.tokenlease.lease.core;
 
 /** Why a lease ended; stored with the usage and shown in per-user history. */
 public enum EndReason {
-  RELEASED, EXPIRED, EVICTED, CLEARED;
+  RELEASED, EXPIRED, EVICTED, CLEARED, REVOKED;
 
   public String wireName() {
     return name().toLowerCase(java.util.Locale.ROOT);

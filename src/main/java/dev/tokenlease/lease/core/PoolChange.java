@@ -13,6 +13,8 @@ import java.util.UUID;
  * @param tokenEvictedGeneration that lease's generation, 0 with no notice
  * @param idempotencyKey the Idempotency-Key the usage was granted under, or null
  * @param evictedGeneration the lease the usage's grant evicted, 0 if it took a free token
+ * @param pool the name of the pool the token belongs to
+ * @param tokenNoticeRevoked whether the token's notice is of a revocation rather than an eviction
  */
 public record PoolChange(
     Kind kind,
@@ -29,15 +31,27 @@ public record PoolChange(
     UUID tokenEvictedUserId,
     long tokenEvictedGeneration,
     String idempotencyKey,
-    long evictedGeneration) {
+    long evictedGeneration,
+    String pool,
+    boolean tokenNoticeRevoked) {
 
   public static final long NO_TIME = Token.NO_TIME;
+
+  /** A change of the pool {@code default} whose token's notice, if any, is of an eviction. */
+  public PoolChange(Kind kind, long generation, UUID tokenId, UUID userId, long startedAtMillis, long expiresAtMillis,
+      long endedAtMillis, EndReason endReason, long tokenActivatedAtMillis, long tokenReleasedAtMillis,
+      long tokenUsageCount, UUID tokenEvictedUserId, long tokenEvictedGeneration, String idempotencyKey,
+      long evictedGeneration) {
+    this(kind, generation, tokenId, userId, startedAtMillis, expiresAtMillis, endedAtMillis, endReason,
+        tokenActivatedAtMillis, tokenReleasedAtMillis, tokenUsageCount, tokenEvictedUserId, tokenEvictedGeneration,
+        idempotencyKey, evictedGeneration, TokenPool.DEFAULT, false);
+  }
 
   public enum Kind {
     GRANTED, RENEWED, ENDED
   }
 
-  static PoolChange of(Kind kind, Token token, Lease lease, long endedAtMillis, EndReason reason) {
+  static PoolChange of(String pool, Kind kind, Token token, Lease lease, long endedAtMillis, EndReason reason) {
     return new PoolChange(
         kind,
         lease.generation,
@@ -53,7 +67,9 @@ public record PoolChange(
         token.evictedUserId,
         token.evictedGeneration,
         lease.idempotencyKey,
-        lease.evicted == null ? 0 : lease.evicted.generation());
+        lease.evicted == null ? 0 : lease.evicted.generation(),
+        pool,
+        token.noticeRevoked);
   }
 
   /** The name used on the {@code tokens.events} address. */

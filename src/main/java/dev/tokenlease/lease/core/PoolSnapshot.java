@@ -33,12 +33,24 @@ public record PoolSnapshot(
   /**
    * A token row; times are epoch millis or {@link PoolChange#NO_TIME}.
    *
-   * @param evictedUserId the holder of the token's last evicted lease while its eviction notice
+   * @param evictedUserId the holder of the token's last evicted (or revoked) lease while its notice
    *     holds, else null (and {@code evictedGeneration} 0)
+   * @param noticeRevoked whether that notice is of a revocation
    */
   public record StoredToken(
       UUID id, int seq, long activatedAtMillis, long releasedAtMillis, long usageCount,
-      UUID evictedUserId, long evictedGeneration) {}
+      UUID evictedUserId, long evictedGeneration, boolean noticeRevoked) {
+    /** A token whose notice, if any, is of an eviction. */
+    public StoredToken(UUID id, int seq, long activatedAtMillis, long releasedAtMillis, long usageCount,
+        UUID evictedUserId, long evictedGeneration) {
+      this(id, seq, activatedAtMillis, releasedAtMillis, usageCount, evictedUserId, evictedGeneration, false);
+    }
+
+    /** A token never leased. */
+    public static StoredToken fresh(UUID id, int seq) {
+      return new StoredToken(id, seq, PoolChange.NO_TIME, PoolChange.NO_TIME, 0, null, 0, false);
+    }
+  }
 
   /**
    * A usage row whose {@code ended_at} is still null.

@@ -5,19 +5,23 @@ import org.HdrHistogram.Histogram;
 
 /**
  * What a pool has done since the service started, counted from its committed changes (so a change
- * that was refused and undone is never counted): leases granted and how they ended, and how long the
- * ended leases were held (an HdrHistogram of milliseconds, three significant digits). Not kept across
- * restarts: history in PostgreSQL is the record of what happened before.
+ * that was refused and undone is never counted): leases granted and how they ended, how long the
+ * ended leases were held, and how long waiting activations waited (HdrHistograms of milliseconds,
+ * three significant digits). Not kept across restarts: history in PostgreSQL is the record of what
+ * happened before.
  */
 public final class PoolStats {
   /** Leases longer than this (a week) are recorded as this long. */
   private static final long MAX_TRACKED_MS = 7L * 24 * 3600 * 1000;
 
   /** The counters and hold-time percentiles at one moment; times in milliseconds. */
-  public record Report(long granted, long released, long expired, long evicted, long cleared,
-      long holdP50, long holdP90, long holdP99, long holdMax) {}
+  public record Report(long granted, long released, long expired, long evicted, long revoked, long cleared,
+      long holdP50, long holdP90, long holdP99, long holdMax, long waitP50, long waitP99, long waitMax) {}
 
   private final Histogram hold = new Histogram(MAX_TRACKED_MS, 3);
+  /** How long waiting activations waited, granted or not (at most 30 s each). */
+  private final Histogram wait = new Histogram(60_000, 3);
+  private long revoked;
   private long granted;
   private long released;
   private long expired;
@@ -27,12 +31,22 @@ public final class PoolStats {
   /** Counts a committed batch. */
   public void committed(List<PoolChange> changes) {
     for (PoolChange change : changes) {
-      switch (change.kind()) {
-        case GRANTED -> granted++;
-        case RENEWED -> { }
-        case ENDED -> ended(change);
-      }
+      committed(change);
     }
+  }
+
+  /** Counts one committed change. */
+  public void committed(PoolChange change) {
+    switch (change.kind()) {
+      case GRANTED -> granted++;
+      case RENEWED -> { }
+      case ENDED -> ended(change);
+    }
+  }
+
+  /** Records how long an activation waited for a token before it was granted one or refused. */
+  public void waited(long millis) {
+    wait.recordValue(Math.max(0, Math.min(millis, wait.getHighestTrackableValue())));
   }
 
   private void ended(PoolChange change) {
@@ -41,6 +55,7 @@ public final class PoolStats {
       case EXPIRED -> expired++;
       case EVICTED -> evicted++;
       case CLEARED -> cleared++;
+      case REVOKED -> revoked++;
     }
     long held = change.endedAtMillis() - change.startedAtMillis();
     hold.recordValue(Math.max(0, Math.min(held, MAX_TRACKED_MS)));
@@ -48,8 +63,11 @@ public final class PoolStats {
 
   public Report report() {
     boolean none = hold.getTotalCount() == 0;
-    return new Report(granted, released, expired, evicted, cleared,
+    boolean noWaits = wait.getTotalCount() == 0;
+    return new Report(granted, released, expired, evicted, revoked, cleared,
         none ? 0 : hold.getValueAtPercentile(50), none ? 0 : hold.getValueAtPercentile(90),
-        none ? 0 : hold.getValueAtPercentile(99), none ? 0 : hold.getMaxValue());
+        none ? 0 : hold.getValueAtPercentile(99), none ? 0 : hold.getMaxValue(),
+        noWaits ? 0 : wait.getValueAtPercentile(50), noWaits ? 0 : wait.getValueAtPercentile(99),
+        noWaits ? 0 : wait.getMaxValue());
   }
 }

@@ -9,6 +9,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -16,13 +18,16 @@ import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 
 /**
- * The token pool: which token is leased to whom, until when. Plain Java, single-threaded by
- * contract (its owner serializes every call), every operation O(1) apart from listing and clearing.
+ * One token pool: which token is leased to whom, until when, and who waits for one. Plain Java,
+ * single-threaded by contract (its owner serializes every call), each operation O(log n) at most
+ * apart from listing and clearing. It belongs to a {@link PoolGroup}, which holds what the pools of
+ * one owner share (fencing numbers, undo history, pending changes, the bound on waiters).
  *
- * <p>With one fixed lease TTL, activation order is expiry order, so the active leases form a queue
- * whose head is both the next to expire and the oldest (evicted first when the pool is full); a
- * renewal moves a lease to the tail. Available tokens form a queue too, ordered by release time,
- * so the token handed out is the one released longest ago and wear spreads evenly.
+ * <p>The active leases are ordered by deadline ({@link ActiveLeases}); the head is the next to
+ * expire and the one evicted first when the pool is full. Available tokens form a queue ordered by
+ * release time, so the token handed out is the one released longest ago and wear spreads evenly.
+ * Activations that wait ({@link Overflow#WAIT}) queue first come, first served; they are granted
+ * only when the owner calls {@link #serveWaiters()}, which it does when it may acknowledge a grant.
  *
  * <p>Deadlines are kept on a monotonic clock; the wall clock only stamps reported times. Every
  * operation first retires leases whose deadline has passed, so no caller ever sees a lease past its
@@ -34,38 +39,37 @@ import java.util.function.LongSupplier;
  * handed out once is never handed out again.
  */
 public final class TokenPool {
+  /** The name of the seed's pool, which always exists. */
+  public static final String DEFAULT = "default";
+
+  private final PoolGroup group;
   private final Clock clock;
   private final LongSupplier nanoTime;
-  private final long ttlMillis;
-  private final long ttlNanos;
-  /** The pool's name in messages; the only pool so far is the seed's. */
-  private final String name = "default";
-  private final Token[] tokensInOrder;
+  private final String name;
+  private PoolSettings settings;
+  private long ttlMillis;
+  private long ttlNanos;
+  private Token[] tokensInOrder;
   private final Map<UUID, Token> tokensById;
   private final TokenQueue available = new TokenQueue();
-  private final TokenQueue active = new TokenQueue();
-  private final List<PoolChange> changes = new ArrayList<>();
-  private long lastGeneration;
-  private long generationLimit = Long.MAX_VALUE;
+  private final ActiveLeases active = new ActiveLeases();
+  /** Activations waiting for a token, first come first served, by the caller's handle. */
+  private final LinkedHashMap<Object, Waiter> waiters = new LinkedHashMap<>();
   private final UndoLog undo;
   private final IdempotencyKeys keys;
-  private final long blockedUntilMillis;
-  private long blockedUntilNanos;
-  private boolean blocked;
-  /** What a full pool does; set from configuration, applies to activations from then on. */
-  private Overflow overflow = Overflow.EVICT_OLDEST;
-  /** Activations refused because the pool was full (REJECT), since start; a refusal changes nothing. */
+  /** Activations refused because the pool was full, since start; a refusal changes nothing. */
   private long rejected;
-  /** The most leases one user may hold at once; 0 for no limit. */
-  private int maxLeasesPerUser;
-  /** Active leases per user, kept only while a limit is set (and then exactly, undo included). */
+  /** Waits that ran out, since start. */
+  private long timedOut;
+  /** Active leases per user, exactly (undo included), for the per-user limit. */
   private final Map<UUID, Integer> leasesByUser = new HashMap<>();
 
+  /** An activation waiting for a token. */
+  private record Waiter(Object handle, UUID userId, String idempotencyKey, long sinceNanos, long deadlineNanos) {}
+
   /**
-   * Rebuilds the pool from a snapshot. Leases that ran out before now are closed at their expiry
-   * instant; a lease with more than one TTL left (a shorter TTL than when it was granted) is cut to
-   * one TTL from now. Both are recorded as changes. The Idempotency-Keys of the open leases are
-   * remembered again as if the service had not stopped; keys of leases that had ended are not.
+   * A pool {@code default} of its own group, rebuilt from a snapshot, evicting when full (see
+   * {@link #TokenPool(PoolGroup, PoolSettings, PoolSnapshot)}).
    *
    * @param nanoTime a monotonic clock, as {@link System#nanoTime()}
    */
@@ -75,28 +79,32 @@ public final class TokenPool {
 
   /** @param undoable keep what {@link #undoTo(long)} needs (costs a few small objects per step) */
   public TokenPool(PoolSnapshot snapshot, Duration ttl, Clock clock, LongSupplier nanoTime, boolean undoable) {
-    this.undo = undoable ? new UndoLog() : null;
+    this(new PoolGroup(clock, nanoTime, undoable, snapshot.lastGeneration(), snapshot.activationsBlockedUntilMillis(),
+        Integer.MAX_VALUE), PoolSettings.evicting(DEFAULT, ttl), snapshot);
+  }
+
+  /**
+   * Rebuilds a pool from its snapshot (whose generation and blocking the group has taken already).
+   * Leases that ran out before now are closed at their expiry instant; a lease with more than one
+   * TTL left (a shorter TTL than when it was granted) is cut to one TTL from now. Both are recorded
+   * as changes. The Idempotency-Keys of the open leases are remembered again as if the service had
+   * not stopped, and those of leases that ended less than one TTL after their grant.
+   */
+  TokenPool(PoolGroup group, PoolSettings settings, PoolSnapshot snapshot) {
+    this.group = group;
+    this.clock = group.clock;
+    this.nanoTime = group.nanoTime;
+    this.undo = group.undo;
     this.keys = new IdempotencyKeys(undo);
-    if (ttl.isNegative() || ttl.isZero()) {
-      throw new IllegalArgumentException("lease TTL must be positive: " + ttl);
-    }
-    this.clock = clock;
-    this.nanoTime = nanoTime;
-    this.ttlMillis = ttl.toMillis();
-    this.ttlNanos = ttl.toNanos();
-    this.lastGeneration = snapshot.lastGeneration();
+    this.name = settings.name();
+    settings(settings);
+    group.lastGeneration = Math.max(group.lastGeneration, snapshot.lastGeneration());
 
     List<PoolSnapshot.StoredToken> stored = snapshot.tokens();
     tokensInOrder = new Token[stored.size()];
     tokensById = new HashMap<>(Math.max(16, (int) (stored.size() / 0.75f) + 1));
     for (int i = 0; i < tokensInOrder.length; i++) {
-      PoolSnapshot.StoredToken row = stored.get(i);
-      Token token = new Token(row.id(), row.seq());
-      token.activatedAtMillis = row.activatedAtMillis();
-      token.releasedAtMillis = row.releasedAtMillis();
-      token.usageCount = row.usageCount();
-      token.evictedUserId = row.evictedUserId();
-      token.evictedGeneration = row.evictedGeneration();
+      Token token = token(stored.get(i));
       tokensInOrder[i] = token;
       if (tokensById.put(token.id, token) != null) {
         throw new IllegalArgumentException("duplicate token id " + token.id);
@@ -114,12 +122,17 @@ public final class TokenPool {
     for (Token token : free) {
       available.append(token);
     }
+  }
 
-    blockedUntilMillis = snapshot.activationsBlockedUntilMillis();
-    blocked = blockedUntilMillis != PoolChange.NO_TIME && blockedUntilMillis > nowMillis;
-    if (blocked) {
-      blockedUntilNanos = nowNanos + (blockedUntilMillis - nowMillis) * 1_000_000L;
-    }
+  private static Token token(PoolSnapshot.StoredToken row) {
+    Token token = new Token(row.id(), row.seq());
+    token.activatedAtMillis = row.activatedAtMillis();
+    token.releasedAtMillis = row.releasedAtMillis();
+    token.usageCount = row.usageCount();
+    token.evictedUserId = row.evictedUserId();
+    token.evictedGeneration = row.evictedGeneration();
+    token.noticeRevoked = row.noticeRevoked();
+    return token;
   }
 
   private void restoreLeases(List<PoolSnapshot.StoredLease> leases, List<PoolSnapshot.EndedKey> endedKeys,
@@ -135,7 +148,7 @@ public final class TokenPool {
       if (token.lease != null) {
         throw new IllegalArgumentException("token " + row.tokenId() + " has two open leases");
       }
-      lastGeneration = Math.max(lastGeneration, row.generation());
+      group.lastGeneration = Math.max(group.lastGeneration, row.generation());
       long expiresAt = Math.min(row.expiresAtMillis(), nowMillis + ttlMillis);
       Lease lease = new Lease(row.userId(), row.generation(), row.startedAtMillis(),
           nowNanos - (nowMillis - row.startedAtMillis()) * 1_000_000L, row.idempotencyKey(), row.evicted(),
@@ -143,13 +156,14 @@ public final class TokenPool {
       if (expiresAt <= nowMillis) {
         // Ran out while the service was down: closed at its expiry instant.
         token.releasedAtMillis = expiresAt;
-        changes.add(PoolChange.of(PoolChange.Kind.ENDED, token, lease, expiresAt, EndReason.EXPIRED));
+        group.changes.add(PoolChange.of(name, PoolChange.Kind.ENDED, token, lease, expiresAt, EndReason.EXPIRED));
         continue;
       }
       token.lease = lease;
-      active.append(token);
+      active.add(token);
+      adjustCount(lease.userId, 1);
       if (expiresAt != row.expiresAtMillis()) {
-        changes.add(PoolChange.of(PoolChange.Kind.RENEWED, token, lease, PoolChange.NO_TIME, null));
+        group.changes.add(PoolChange.of(name, PoolChange.Kind.RENEWED, token, lease, PoolChange.NO_TIME, null));
       }
     }
     // Keys wait in grant order, which is generation order: those of open leases, and those of
@@ -170,9 +184,34 @@ public final class TokenPool {
         nowNanos + (e.getValue().startedAtMillis + ttlMillis - nowMillis) * 1_000_000L, nowNanos));
   }
 
+  public String name() {
+    return name;
+  }
+
+  public PoolSettings settings() {
+    return settings;
+  }
+
+  /**
+   * Changes how the pool leases from now on. A pool that stops waiting refuses the activations
+   * waiting in it, as a full pool refuses.
+   */
+  public void settings(PoolSettings next) {
+    if (!next.name().equals(name)) {
+      throw new IllegalArgumentException("a pool keeps its name: " + name);
+    }
+    this.settings = next;
+    this.ttlMillis = next.leaseTtl().toMillis();
+    this.ttlNanos = next.leaseTtl().toNanos();
+    if (next.overflow() != Overflow.WAIT && !waiters.isEmpty()) {
+      long nowNanos = nanoTime.getAsLong();
+      refuseWaiters(full(nowNanos));
+    }
+  }
+
   /**
    * Leases a token to a user: the available token released longest ago or, when every token is
-   * active, the token of the oldest active lease, which ends as evicted (and is named in the answer).
+   * active, as the pool's {@link Overflow} policy says (without waiting).
    */
   public Grant activate(UUID userId) {
     return activate(userId, null);
@@ -187,55 +226,114 @@ public final class TokenPool {
    * @param idempotencyKey the caller's key, or null for none
    */
   public Grant activate(UUID userId, String idempotencyKey) {
+    return activate(userId, idempotencyKey, null, 0);
+  }
+
+  /**
+   * Leases a token to a user, or, in a {@link Overflow#WAIT} pool with no token free (or others
+   * waiting before it), queues the activation behind the others: it then ends as a
+   * {@link WaitOutcome} with this handle, granted by {@link #serveWaiters()}, refused when its wait
+   * runs out, or never if it is {@link #cancelWait(Object) cancelled} first.
+   *
+   * @param waitHandle what the outcome will name (compared by identity), or null not to wait
+   * @param waitNanos how long to wait at most; the pool's {@code max_wait} caps it
+   * @return the grant, or null when the activation is waiting
+   */
+  public Grant activate(UUID userId, String idempotencyKey, Object waitHandle, long waitNanos) {
     long nowNanos = expireDue();
     IdempotencyKeys.Entry known = idempotencyKey == null ? null : keys.find(idempotencyKey);
     if (known != null) {
-      if (!known.lease.userId.equals(userId)) {
-        throw new ApiException(ErrorCode.UNPROCESSABLE, "Idempotency-Key was used by another user.");
-      }
-      if (!known.alive()) {
-        throw new ApiException(ErrorCode.CONFLICT, "The lease for this Idempotency-Key has ended.");
-      }
-      return new Grant(view(known.token), known.lease.evicted, true);
+      return repeat(known, userId);
     }
-    if (blocked) {
-      if (nowNanos - blockedUntilNanos < 0) {
-        throw new ApiException(ErrorCode.UNAVAILABLE,
-            "The pool is recovering from an unclean stop; activations resume at "
-                + Instant.ofEpochMilli(blockedUntilMillis).truncatedTo(java.time.temporal.ChronoUnit.SECONDS) + ".",
-            wholeSecondsUntil(blockedUntilNanos, nowNanos));
-      }
-      blocked = false;
-    }
-    if (lastGeneration >= generationLimit) {
+    checkBlocked(nowNanos);
+    if (group.lastGeneration >= group.generationLimit) {
       throw new ApiException(ErrorCode.UNAVAILABLE,
           "No fencing number is reserved in the database yet; try again shortly.");
     }
-    if (maxLeasesPerUser > 0 && leasesByUser.getOrDefault(userId, 0) >= maxLeasesPerUser) {
-      throw new ApiException(ErrorCode.CONFLICT,
-          "User already holds " + maxLeasesPerUser + " tokens in pool " + name + ".");
+    checkUserLimit(userId);
+    if (available.size() > 0 && waiters.isEmpty()) {
+      return grant(userId, idempotencyKey, null, nowNanos);
     }
-    long nowMillis = clock.millis();
-    Grant.Evicted evicted = null;
-    if (available.size() == 0) {
-      Token oldest = active.head();
-      if (oldest == null) {
-        throw new ApiException(ErrorCode.INTERNAL, "No available tokens. This should not happen.");
+    switch (settings.overflow()) {
+      case EVICT_OLDEST -> {
+        Token oldest = active.head();
+        if (oldest == null) {
+          throw new ApiException(ErrorCode.INTERNAL, "No available tokens. This should not happen.");
+        }
+        Lease ending = oldest.lease;
+        Grant.Evicted evicted = new Grant.Evicted(oldest.id, ending.userId, ending.generation,
+            Math.max(0, (nowNanos - ending.startedNanos) / 1_000_000L));
+        end(oldest, EndReason.EVICTED, clock.millis());
+        return grant(userId, idempotencyKey, evicted, nowNanos);
       }
-      if (overflow == Overflow.REJECT) {
+      case REJECT -> {
         rejected++;
-        // The head of the active queue is the next lease due to end.
-        throw new ApiException(ErrorCode.CONFLICT, "No token available in pool " + name + ".",
-            wholeSecondsUntil(oldest.lease.deadlineNanos, nowNanos));
+        throw full(nowNanos);
       }
-      Lease ending = oldest.lease;
-      evicted = new Grant.Evicted(oldest.id, ending.userId, ending.generation,
-          Math.max(0, (nowNanos - ending.startedNanos) / 1_000_000L));
-      end(oldest, EndReason.EVICTED, nowMillis);
+      default -> {
+        long wait = Math.min(waitNanos, settings.maxWait().toNanos());
+        if (waitHandle == null || wait <= 0) {
+          rejected++;
+          throw full(nowNanos);
+        }
+        if (!group.mayWait()) {
+          throw new ApiException(ErrorCode.UNAVAILABLE,
+              "Too many activations are waiting for a token; try again shortly.", 1);
+        }
+        if (waiters.putIfAbsent(waitHandle, new Waiter(waitHandle, userId, idempotencyKey, nowNanos,
+            nowNanos + wait)) != null) {
+          throw new IllegalArgumentException("this activation is waiting already");
+        }
+        group.waiters++;
+        group.waiting.add(this);
+        return null;
+      }
     }
+  }
+
+  private Grant repeat(IdempotencyKeys.Entry known, UUID userId) {
+    if (!known.lease.userId.equals(userId)) {
+      throw new ApiException(ErrorCode.UNPROCESSABLE, "Idempotency-Key was used by another user.");
+    }
+    if (!known.alive()) {
+      throw new ApiException(ErrorCode.CONFLICT, "The lease for this Idempotency-Key has ended.");
+    }
+    return new Grant(view(known.token), known.lease.evicted, true);
+  }
+
+  private void checkBlocked(long nowNanos) {
+    if (!group.blocked) {
+      return;
+    }
+    if (nowNanos - group.blockedUntilNanos < 0) {
+      throw new ApiException(ErrorCode.UNAVAILABLE,
+          "The pool is recovering from an unclean stop; activations resume at "
+              + Instant.ofEpochMilli(group.blockedUntilMillis).truncatedTo(java.time.temporal.ChronoUnit.SECONDS) + ".",
+          wholeSecondsUntil(group.blockedUntilNanos, nowNanos));
+    }
+    group.blocked = false;
+  }
+
+  private void checkUserLimit(UUID userId) {
+    int limit = settings.maxLeasesPerUser();
+    if (limit > 0 && leasesByUser.getOrDefault(userId, 0) >= limit) {
+      throw new ApiException(ErrorCode.CONFLICT, "User already holds " + limit + " tokens in pool " + name + ".");
+    }
+  }
+
+  /** The refusal of a full pool, with the whole seconds until the next lease is due to end. */
+  private ApiException full(long nowNanos) {
+    Token next = active.head();
+    return new ApiException(ErrorCode.CONFLICT, "No token available in pool " + name + ".",
+        next == null ? 1 : wholeSecondsUntil(next.lease.deadlineNanos, nowNanos));
+  }
+
+  /** Leases the available token released longest ago. */
+  private Grant grant(UUID userId, String idempotencyKey, Grant.Evicted evicted, long nowNanos) {
+    long nowMillis = clock.millis();
     Token token = available.head();
     removeFrom(available, token);
-    Lease lease = new Lease(userId, ++lastGeneration, nowMillis, nowNanos, idempotencyKey, evicted,
+    Lease lease = new Lease(userId, ++group.lastGeneration, nowMillis, nowNanos, idempotencyKey, evicted,
         nowMillis + ttlMillis, nowNanos + ttlNanos);
     saveState(token);
     token.lease = lease;
@@ -246,14 +344,84 @@ public final class TokenPool {
       // The evicted holder's newer lease of the token supersedes the notice.
       token.evictedUserId = null;
       token.evictedGeneration = 0;
+      token.noticeRevoked = false;
     }
-    appendTo(active, token);
+    addActive(token);
     countLease(userId, 1);
     if (idempotencyKey != null) {
       keys.remember(token, lease, nowNanos + ttlNanos);
     }
-    changes.add(PoolChange.of(PoolChange.Kind.GRANTED, token, lease, PoolChange.NO_TIME, null));
+    group.changes.add(PoolChange.of(name, PoolChange.Kind.GRANTED, token, lease, PoolChange.NO_TIME, null));
     return new Grant(view(token), evicted, false);
+  }
+
+  /**
+   * Grants free tokens to the activations waiting, first come first served, for as long as both
+   * last (and fencing numbers are reserved); each ends as a {@link WaitOutcome}. A waiter whose user
+   * has meanwhile reached the pool's limit is refused; one whose Idempotency-Key was granted
+   * meanwhile is answered that grant.
+   */
+  public void serveWaiters() {
+    if (waiters.isEmpty()) {
+      return;
+    }
+    long nowNanos = nanoTime.getAsLong();
+    Iterator<Waiter> queue = waiters.values().iterator();
+    while (queue.hasNext() && available.size() > 0 && !group.blocked
+        && group.lastGeneration < group.generationLimit) {
+      Waiter waiter = queue.next();
+      queue.remove();
+      group.waiters--;
+      long waited = Math.max(0, (nowNanos - waiter.sinceNanos) / 1_000_000L);
+      try {
+        IdempotencyKeys.Entry known = waiter.idempotencyKey == null ? null : keys.find(waiter.idempotencyKey);
+        Grant grant;
+        if (known != null) {
+          grant = repeat(known, waiter.userId);
+        } else {
+          checkUserLimit(waiter.userId);
+          grant = grant(waiter.userId, waiter.idempotencyKey, null, nowNanos);
+        }
+        group.outcomes.add(new WaitOutcome(waiter.handle, name, grant, null, waited));
+      } catch (ApiException refused) {
+        group.outcomes.add(new WaitOutcome(waiter.handle, name, null, refused, waited));
+      }
+    }
+    if (waiters.isEmpty()) {
+      group.waiting.remove(this);
+    }
+  }
+
+  /**
+   * Takes a waiting activation out of the queue (its caller went away): it is never granted.
+   *
+   * @return whether it was still waiting
+   */
+  public boolean cancelWait(Object handle) {
+    if (waiters.remove(handle) == null) {
+      return false;
+    }
+    group.waiters--;
+    if (waiters.isEmpty()) {
+      group.waiting.remove(this);
+    }
+    return true;
+  }
+
+  /** Refuses every waiting activation with this answer (their outcomes are the group's). */
+  public void refuseWaiters(ApiException refusal) {
+    long nowNanos = nanoTime.getAsLong();
+    for (Waiter waiter : waiters.values()) {
+      group.outcomes.add(new WaitOutcome(waiter.handle, name, null, refusal,
+          Math.max(0, (nowNanos - waiter.sinceNanos) / 1_000_000L)));
+    }
+    group.waiters -= waiters.size();
+    waiters.clear();
+    group.waiting.remove(this);
+  }
+
+  public int waiterCount() {
+    return waiters.size();
   }
 
   /**
@@ -270,25 +438,59 @@ public final class TokenPool {
     return view(token, ended);
   }
 
-  /** Extends the holder's lease to one TTL from now. */
+  /**
+   * Extends the holder's lease to one TTL from now, or to its grant plus the pool's {@code max_hold}
+   * if that is sooner; a lease that already ends there cannot be extended (409).
+   */
   public TokenView renew(UUID tokenId, UUID userId, Long generation) {
     long nowNanos = expireDue();
     Token token = heldBy(tokenId, userId, generation);
     Lease lease = token.lease;
+    long nowMillis = clock.millis();
+    long expiresAt = nowMillis + ttlMillis;
+    long deadline = nowNanos + ttlNanos;
+    Duration maxHold = settings.maxHold();
+    if (maxHold != null) {
+      long capMillis = lease.startedAtMillis + maxHold.toMillis();
+      if (lease.expiresAtMillis >= capMillis) {
+        throw new ApiException(ErrorCode.CONFLICT, "Lease reached its maximum hold time.");
+      }
+      if (expiresAt > capMillis) {
+        expiresAt = capMillis;
+        deadline = lease.startedNanos + maxHold.toNanos();
+      }
+    }
+    removeActive(token);
     if (undo != null) {
       undo.leaseTimes(lease);
     }
-    lease.expiresAtMillis = clock.millis() + ttlMillis;
-    lease.deadlineNanos = nowNanos + ttlNanos;
-    removeFrom(active, token);
-    appendTo(active, token);
-    changes.add(PoolChange.of(PoolChange.Kind.RENEWED, token, lease, PoolChange.NO_TIME, null));
+    lease.expiresAtMillis = expiresAt;
+    lease.deadlineNanos = deadline;
+    addActive(token);
+    group.changes.add(PoolChange.of(name, PoolChange.Kind.RENEWED, token, lease, PoolChange.NO_TIME, null));
     return view(token);
   }
 
   /**
+   * Ends the current lease of a token now, whoever holds it (an operator's decision); its holder is
+   * told "revoked" as an evicted holder is told "evicted".
+   *
+   * @return the token as it is now, with {@link TokenView#generation()} of the lease that ended
+   */
+  public TokenView revoke(UUID tokenId) {
+    expireDue();
+    Token token = find(tokenId);
+    if (token.lease == null) {
+      throw new ApiException(ErrorCode.CONFLICT, "Token is not active.");
+    }
+    long ended = token.lease.generation;
+    end(token, EndReason.REVOKED, clock.millis());
+    return view(token, ended);
+  }
+
+  /**
    * The token whose lease the caller holds, or the refusal that says why not. The holder of the
-   * token's last evicted lease hears that it was evicted, unless it names another generation.
+   * token's last evicted (or revoked) lease hears so, unless it names another generation.
    */
   private Token heldBy(UUID tokenId, UUID userId, Long generation) {
     Token token = find(tokenId);
@@ -299,7 +501,7 @@ public final class TokenPool {
       return token;
     }
     if (userId.equals(token.evictedUserId) && (generation == null || generation == token.evictedGeneration)) {
-      throw new ApiException(ErrorCode.CONFLICT, "Token was evicted.");
+      throw new ApiException(ErrorCode.CONFLICT, token.noticeRevoked ? "Token was revoked." : "Token was evicted.");
     }
     if (lease == null) {
       throw new ApiException(ErrorCode.CONFLICT, "Token is not active.");
@@ -324,6 +526,31 @@ public final class TokenPool {
       cleared++;
     }
     return cleared;
+  }
+
+  /**
+   * Adds fresh tokens at the end of the creation order, free at once (the pool grows). Not
+   * undoable: the owner adds them once the database holds them.
+   */
+  public void addTokens(List<PoolSnapshot.StoredToken> fresh) {
+    List<Token> added = new ArrayList<>(fresh.size());
+    for (PoolSnapshot.StoredToken row : fresh) {
+      Token token = token(row);
+      if (tokensById.putIfAbsent(token.id, token) != null) {
+        throw new IllegalArgumentException("duplicate token id " + token.id);
+      }
+      added.add(token);
+    }
+    Token[] grown = Arrays.copyOf(tokensInOrder, tokensInOrder.length + added.size());
+    for (int i = 0; i < added.size(); i++) {
+      grown[tokensInOrder.length + i] = added.get(i);
+    }
+    Arrays.sort(grown, Comparator.comparingInt(t -> t.seq));
+    tokensInOrder = grown;
+    // Never used, they are handed out first (as at start-up), in creation order.
+    for (int i = added.size() - 1; i >= 0; i--) {
+      available.insertAfter(null, added.get(i));
+    }
   }
 
   public TokenView get(UUID tokenId) {
@@ -356,8 +583,8 @@ public final class TokenPool {
   }
 
   /**
-   * Retires every lease whose deadline has passed, each ending at its own expiry instant, and lets
-   * go of the Idempotency-Keys whose time has come.
+   * Retires every lease whose deadline has passed, each ending at its own expiry instant, refuses
+   * the waits that ran out, and lets go of the Idempotency-Keys whose time has come.
    *
    * @return the monotonic time it checked against
    */
@@ -368,17 +595,34 @@ public final class TokenPool {
       end(token, EndReason.EXPIRED, token.lease.expiresAtMillis);
     }
     keys.forgetDue(nowNanos);
+    if (!waiters.isEmpty()) {
+      expireWaits(nowNanos);
+    }
     return nowNanos;
   }
 
-  /** Changes recorded since the last call, in the order they happened. */
-  public List<PoolChange> drainChanges() {
-    if (changes.isEmpty()) {
-      return List.of();
+  private void expireWaits(long nowNanos) {
+    Iterator<Waiter> queue = waiters.values().iterator();
+    ApiException refusal = null;
+    while (queue.hasNext()) {
+      Waiter waiter = queue.next();
+      if (nowNanos - waiter.deadlineNanos >= 0) {
+        queue.remove();
+        group.waiters--;
+        timedOut++;
+        refusal = refusal == null ? full(nowNanos) : refusal;
+        group.outcomes.add(new WaitOutcome(waiter.handle, name, null, refusal,
+            Math.max(0, (nowNanos - waiter.sinceNanos) / 1_000_000L)));
+      }
     }
-    List<PoolChange> out = List.copyOf(changes);
-    changes.clear();
-    return out;
+    if (waiters.isEmpty()) {
+      group.waiting.remove(this);
+    }
+  }
+
+  /** Changes recorded since the last call, in the order they happened (of the whole group). */
+  public List<PoolChange> drainChanges() {
+    return group.drainChanges();
   }
 
   public int size() {
@@ -395,28 +639,18 @@ public final class TokenPool {
 
   /** Sets what a full pool does for the activations that follow. */
   public void overflow(Overflow policy) {
-    this.overflow = policy;
+    settings(new PoolSettings(name, settings.leaseTtl(), policy,
+        policy == Overflow.WAIT ? settings.maxWait() : Duration.ZERO, settings.maxHold(), settings.maxLeasesPerUser()));
   }
 
-  /**
-   * Sets the most leases one user may hold at once (0: no limit) for the activations that follow;
-   * the leases held now are counted from here on.
-   */
+  /** Sets the most leases one user may hold at once (0: no limit) for the activations that follow. */
   public void maxLeasesPerUser(int limit) {
-    leasesByUser.clear();
-    if (limit > 0) {
-      for (Token token = active.head(); token != null; token = token.next) {
-        leasesByUser.merge(token.lease.userId, 1, Integer::sum);
-      }
-    }
-    this.maxLeasesPerUser = limit;
+    settings(new PoolSettings(name, settings.leaseTtl(), settings.overflow(), settings.maxWait(), settings.maxHold(),
+        limit));
   }
 
-  /** Counts a lease granted (+1) or ended (-1) for its user, undoably, while a limit is set. */
+  /** Counts a lease granted (+1) or ended (-1) for its user, undoably. */
   private void countLease(UUID userId, int delta) {
-    if (maxLeasesPerUser == 0) {
-      return;
-    }
     adjustCount(userId, delta);
     if (undo != null) {
       undo.step(() -> adjustCount(userId, -delta));
@@ -428,9 +662,14 @@ public final class TokenPool {
     leasesByUser.merge(userId, delta, (count, change) -> count + change == 0 ? null : count + change);
   }
 
-  /** Activations refused because the pool was full, since start. */
+  /** Activations refused at once because the pool was full (not waiting, or asked not to wait), since start. */
   public long rejectedCount() {
     return rejected;
+  }
+
+  /** Waits that ran out, since start. */
+  public long timedOutCount() {
+    return timedOut;
   }
 
   /** At least one: a Retry-After never says "now" for something that is not possible now. */
@@ -439,41 +678,32 @@ public final class TokenPool {
   }
 
   public long lastGeneration() {
-    return lastGeneration;
+    return group.lastGeneration();
   }
 
-  /**
-   * Activations refuse (503) rather than hand out a generation above {@code upTo}: the owner raises
-   * the limit once the database holds it, so a number is never reused after a crash.
-   */
+  /** See {@link PoolGroup#limitGenerations(long)}. */
   public void limitGenerations(long upTo) {
-    generationLimit = upTo;
+    group.limitGenerations(upTo);
   }
 
-  /** Where the undo history stands now; pass it to {@link #undoTo(long)} to take back what follows. */
+  /** See {@link PoolGroup#undoMark()}. */
   public long undoMark() {
-    return undoable().mark();
+    return group.undoMark();
   }
 
-  /**
-   * Puts the pool back exactly as it was at {@code mark}: leases, queues, counters. Changes not yet
-   * drained are dropped; generations handed out since stay used.
-   */
+  /** See {@link PoolGroup#undoTo(long)}. */
   public void undoTo(long mark) {
-    undoable().undoTo(mark);
-    changes.clear();
+    group.undoTo(mark);
   }
 
-  /** The steps before {@code mark} are written: they will never be undone. */
+  /** See {@link PoolGroup#forgetBefore(long)}. */
   public void forgetBefore(long mark) {
-    undoable().forgetBefore(mark);
+    group.forgetBefore(mark);
   }
 
-  private UndoLog undoable() {
-    if (undo == null) {
-      throw new IllegalStateException("this pool was not made undoable");
-    }
-    return undo;
+  /** The group this pool belongs to. */
+  public PoolGroup group() {
+    return group;
   }
 
   private Token find(UUID tokenId) {
@@ -486,23 +716,39 @@ public final class TokenPool {
 
   private void end(Token token, EndReason reason, long endedAtMillis) {
     Lease lease = token.lease;
+    removeActive(token);
     saveState(token);
     token.lease = null;
     token.releasedAtMillis = endedAtMillis;
-    if (reason == EndReason.EVICTED) {
+    if (reason == EndReason.EVICTED || reason == EndReason.REVOKED) {
       token.evictedUserId = lease.userId;
       token.evictedGeneration = lease.generation;
+      token.noticeRevoked = reason == EndReason.REVOKED;
     }
-    removeFrom(active, token);
     appendTo(available, token);
     countLease(lease.userId, -1);
     keys.ended(lease);
-    changes.add(PoolChange.of(PoolChange.Kind.ENDED, token, lease, endedAtMillis, reason));
+    group.changes.add(PoolChange.of(name, PoolChange.Kind.ENDED, token, lease, endedAtMillis, reason));
   }
 
   private void saveState(Token token) {
     if (undo != null) {
       undo.tokenState(token);
+    }
+  }
+
+  private void addActive(Token token) {
+    active.add(token);
+    if (undo != null) {
+      undo.added(active, token);
+    }
+  }
+
+  /** Called while the token still has its lease, whose deadline places it. */
+  private void removeActive(Token token) {
+    active.remove(token);
+    if (undo != null) {
+      undo.removed(active, token);
     }
   }
 

@@ -43,6 +43,15 @@ final class UndoLog {
     }
   }
 
+  void removed(ActiveLeases active, Token token) {
+    long order = token.heapOrder;
+    steps.addLast(() -> active.restore(token, order));
+  }
+
+  void added(ActiveLeases active, Token token) {
+    steps.addLast(() -> active.remove(token));
+  }
+
   void removed(TokenQueue queue, Token token, Token prev) {
     steps.addLast(() -> queue.insertAfter(prev, token));
   }
@@ -59,6 +68,7 @@ final class UndoLog {
     long usages = token.usageCount;
     UUID evictedUser = token.evictedUserId;
     long evictedGeneration = token.evictedGeneration;
+    boolean revoked = token.noticeRevoked;
     steps.addLast(() -> {
       token.lease = lease;
       token.activatedAtMillis = activated;
@@ -66,6 +76,7 @@ final class UndoLog {
       token.usageCount = usages;
       token.evictedUserId = evictedUser;
       token.evictedGeneration = evictedGeneration;
+      token.noticeRevoked = revoked;
     });
   }
 

@@ -13,11 +13,19 @@ public final class History {
    * @param from inclusive lower bound on {@code started_at}, or null
    * @param to exclusive upper bound on {@code started_at}, or null
    * @param beforeGeneration keyset cursor: only usages granted before this one, or null
+   * @param pool only usages of tokens of pools of this name, or null for all pools
    */
-  public record UserUsages(UUID userId, Instant from, Instant to, int limit, Long beforeGeneration) {}
+  public record UserUsages(UUID userId, Instant from, Instant to, int limit, Long beforeGeneration, String pool) {
+    /** Over all pools. */
+    public UserUsages(UUID userId, Instant from, Instant to, int limit, Long beforeGeneration) {
+      this(userId, from, to, limit, beforeGeneration, null);
+    }
+  }
 
+  /** @param pool the name of the pool of the token (of the pool as it was, if deleted since) */
   public record Usage(
-      long generation, UUID tokenId, UUID userId, Instant startedAt, Instant endedAt, EndReason endReason) {}
+      long generation, UUID tokenId, UUID userId, Instant startedAt, Instant endedAt, EndReason endReason,
+      String pool) {}
 
   public record TokenUsageList(UUID tokenId, List<Usage> usages) {}
 

@@ -1,8 +1,11 @@
 package dev.tokenlease.lease.persistence;
 
+import dev.tokenlease.lease.core.PoolSettings;
 import dev.tokenlease.lease.core.PoolSnapshot;
 import dev.tokenlease.platform.config.AckMode;
 import io.vertx.core.Future;
+import java.time.Instant;
+import java.util.List;
 import java.util.UUID;
 
 /**
@@ -22,22 +25,65 @@ public interface PoolStore extends WriteBehindBatcher.BatchStore {
    */
   record WriterClaim(long epoch, long lastBatch, long lastGeneration, long reservedUpTo, long blockedForMillis) {}
 
+  /**
+   * One pool as stored: its row's id, settings and creation time, and the snapshot it is rebuilt
+   * from (whose generation and blocking are the claim's, not the pool's: 0 and none).
+   */
+  record StoredPool(int id, PoolSettings settings, Instant createdAt, PoolSnapshot snapshot) {}
+
+  /**
+   * A change of the pools refused because another process has taken over as the writer since this
+   * one claimed: nothing was written.
+   */
+  final class FencedException extends IllegalStateException {
+    public FencedException() {
+      super("Another instance has taken over the database; this one no longer writes to it.");
+    }
+  }
+
   /** Makes this the only service instance on the database, or fails if another one is. */
   Future<Void> takeInstanceLock();
 
   /** Whether this is still the only instance; while it is not, the pool refuses changes. */
   boolean instanceLockHeld();
 
-  /** Creates tokens until the store holds {@code poolSize}; refuses to shrink. */
-  Future<Void> ensureTokens(int poolSize);
+  /**
+   * Stores the settings of the pool {@code default} (from the configuration) and creates its
+   * tokens until it holds {@code poolSize}; refuses to shrink.
+   */
+  Future<Void> ensureDefaultPool(PoolSettings settings, int poolSize);
 
   /** Takes over as the only writer (a new epoch) and reads what the previous run proves. */
   Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead);
 
-  /** The tokens, the open leases and the generation the pool starts from. */
-  Future<PoolSnapshot> loadSnapshot(long lastGeneration, long activationsBlockedUntil);
+  /** Every pool that is not deleted, in creation order, with its tokens, open leases and recent keys. */
+  Future<List<StoredPool>> loadPools();
 
-  Future<History.TokenUsageList> tokenUsages(UUID tokenId);
+  /**
+   * Creates a pool of {@code size} fresh tokens, if {@code epoch} is still the writer's ({@link
+   * FencedException} otherwise); fails with the database's unique violation if a live pool has the name.
+   */
+  Future<StoredPool> createPool(long epoch, PoolSettings settings, int size);
+
+  /**
+   * Stores new settings of a pool and adds {@code grow} fresh tokens after position {@code size}.
+   *
+   * @return the tokens added
+   */
+  Future<List<PoolSnapshot.StoredToken>> updatePool(long epoch, int poolId, PoolSettings settings, int size, int grow);
+
+  /** Marks a pool deleted (its row and history stay); it must have no open lease. */
+  Future<Void> deletePool(long epoch, int poolId);
+
+  /**
+   * The live pool of that name as the database has it now, or null: what a change of the pools
+   * whose answer was lost turns out to have done. Its tokens are listed as fresh (never leased),
+   * which is all they can be when this process does not know them.
+   */
+  Future<StoredPool> findPool(String name);
+
+  /** @param pool the token's pool's name, which each usage names */
+  Future<History.TokenUsageList> tokenUsages(UUID tokenId, String pool);
 
   Future<History.UserUsagePage> userUsages(History.UserUsages query);
 

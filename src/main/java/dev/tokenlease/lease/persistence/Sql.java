@@ -9,11 +9,56 @@ final class Sql {
 
   static final String TRY_INSTANCE_LOCK = "SELECT pg_try_advisory_lock($1) AS locked";
 
-  static final String COUNT_TOKENS = "SELECT count(*) AS n, coalesce(max(seq), 0) AS max_seq FROM tokens";
+  /** The pool the seed's tokens form, created by the migration that brought named pools. */
+  static final int DEFAULT_POOL_ID = 1;
 
+  static final String COUNT_TOKENS =
+      "SELECT count(*) AS n, coalesce(max(seq), 0) AS max_seq FROM tokens WHERE pool_id = $1";
+
+  /** Fresh tokens at positions $1 to $2 of pool $3, with random ids (PostgreSQL's own generator). */
   static final String CREATE_TOKENS = """
-      INSERT INTO tokens (id, seq)
-      SELECT gen_random_uuid(), s FROM generate_series($1::int, $2::int) AS s
+      INSERT INTO tokens (id, seq, pool_id)
+      SELECT gen_random_uuid(), s, $3 FROM generate_series($1::int, $2::int) AS s
+      """;
+
+  /** As {@link #CREATE_TOKENS}, answering the tokens made. */
+  static final String ADD_TOKENS = CREATE_TOKENS + " RETURNING id, seq";
+
+  /** A pool's settings; $1 is its id. */
+  static final String UPDATE_POOL = """
+      UPDATE pools SET lease_ttl_ms = $2, overflow = $3, max_wait_ms = $4, max_hold_ms = $5, max_leases_per_user = $6
+       WHERE id = $1 AND deleted_at IS NULL
+      """;
+
+  static final String INSERT_POOL = """
+      INSERT INTO pools (name, lease_ttl_ms, overflow, max_wait_ms, max_hold_ms, max_leases_per_user)
+      VALUES ($1, $2, $3, $4, $5, $6)
+      RETURNING id, created_at
+      """;
+
+  static final String DELETE_POOL = "UPDATE pools SET deleted_at = clock_timestamp() WHERE id = $1 AND deleted_at IS NULL";
+
+  /**
+   * The last statement of a change of the pools: it applies only while $1 is still the writer's
+   * epoch (no row otherwise, and the transaction is rolled back), as a batch's fence does. A pool
+   * with a longer lease TTL ($2) than any so far raises the TTL a crash in memory mode waits for.
+   */
+  static final String FENCE_POOLS = """
+      UPDATE service_state SET marked_at = greatest(marked_at, clock_timestamp()), lease_ttl_ms = greatest(lease_ttl_ms, $2)
+       WHERE id = 1 AND epoch = $1
+      RETURNING epoch
+      """;
+
+  static final String FIND_POOL = """
+      SELECT id, name, lease_ttl_ms, overflow, max_wait_ms, max_hold_ms, max_leases_per_user, created_at
+        FROM pools WHERE name = $1 AND deleted_at IS NULL
+      """;
+
+  static final String POOL_TOKENS = "SELECT id, seq FROM tokens WHERE pool_id = $1 ORDER BY seq";
+
+  static final String LOAD_POOLS = """
+      SELECT id, name, lease_ttl_ms, overflow, max_wait_ms, max_hold_ms, max_leases_per_user, created_at
+        FROM pools WHERE deleted_at IS NULL ORDER BY id
       """;
 
   /** What the previous run left: whether it stopped cleanly, and what its writes prove. */
@@ -28,12 +73,14 @@ final class Sql {
 
   /**
    * Takes over as the writer: a new epoch fences out every batch of an earlier process that a
-   * stalled server might still run.
+   * stalled server might still run. The lease TTL it records (what a crash in memory mode makes
+   * start-up wait for) is the longest of every pool's.
    */
   static final String CLAIM_WRITER = """
       INSERT INTO service_state (id, running, ack_mode, lease_ttl_ms, max_lag_ms, epoch, last_batch, marked_at,
                                  generation_reserved, blocked_until)
-      VALUES (1, true, $1, $2, $3, 1, 0, clock_timestamp(), $4, $5)
+      VALUES (1, true, $1, greatest($2, (SELECT max(lease_ttl_ms) FROM pools WHERE deleted_at IS NULL)), $3, 1, 0,
+              clock_timestamp(), $4, $5)
       ON CONFLICT (id) DO UPDATE
          SET running = true, ack_mode = EXCLUDED.ack_mode, lease_ttl_ms = EXCLUDED.lease_ttl_ms,
              max_lag_ms = EXCLUDED.max_lag_ms, epoch = service_state.epoch + 1, marked_at = clock_timestamp(),
@@ -50,9 +97,13 @@ final class Sql {
        WHERE id = 1 AND epoch = $1
       """;
 
+  /** The tokens of every pool that is not deleted, pool by pool, in creation order. */
   static final String LOAD_TOKENS = """
-      SELECT id, seq, activated_at, released_at, usage_count, evicted_user_id, evicted_generation
-        FROM tokens ORDER BY seq
+      SELECT pool_id, id, seq, activated_at, released_at, usage_count, evicted_user_id, evicted_generation,
+             notice_revoked
+        FROM tokens
+       WHERE pool_id IN (SELECT id FROM pools WHERE deleted_at IS NULL)
+       ORDER BY pool_id, seq
       """;
 
   /**
@@ -89,7 +140,7 @@ final class Sql {
    * life and raises the generation reservation ($17). Usages from earlier batches are closed or
    * re-timed, usages granted in this batch are inserted in their final state (with their
    * Idempotency-Key and the lease they evicted, $19 and $20, numbered after the fence's parameters),
-   * and the tokens' counters and eviction notices ($21, $22) are set. The one-open-usage-per-token guard is checked at commit, so the order in
+   * and the tokens' counters and notices ($21, $22, $23) are set. The one-open-usage-per-token guard is checked at commit, so the order in
    * which the parts run does not matter. Times travel as epoch milliseconds (null for "not set"),
    * which encode far cheaper than timestamp arrays.
    */
@@ -120,9 +171,12 @@ final class Sql {
       ), counted AS (
         UPDATE tokens AS t
            SET activated_at = tokens_ms_to_time(c.activated_ms), released_at = tokens_ms_to_time(c.released_ms), usage_count = c.usage_count,
-               evicted_user_id = c.evicted_user_id, evicted_generation = c.evicted_generation
-          FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $21::uuid[], $22::bigint[])
-               AS c (id, activated_ms, released_ms, usage_count, evicted_user_id, evicted_generation), fence
+               evicted_user_id = c.evicted_user_id, evicted_generation = c.evicted_generation,
+               notice_revoked = c.notice_revoked
+          FROM unnest($12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $21::uuid[], $22::bigint[],
+                      $23::boolean[])
+               AS c (id, activated_ms, released_ms, usage_count, evicted_user_id, evicted_generation, notice_revoked),
+               fence
          WHERE t.id = c.id
       )
       SELECT count(*) AS applied FROM fence
@@ -134,14 +188,21 @@ final class Sql {
        ORDER BY started_at DESC, generation DESC
       """;
 
+  /**
+   * A page of a user's usages over all pools, newest first, each naming its token's pool; $6 keeps
+   * only the pools of one name. The user's index gives the order; each row's pool is two key probes.
+   */
   static final String USER_USAGES = """
-      SELECT generation, token_id, started_at, ended_at, end_reason
-        FROM usages
-       WHERE user_id = $1
-         AND ($2::timestamptz IS NULL OR started_at >= $2)
-         AND ($3::timestamptz IS NULL OR started_at < $3)
-         AND ($4::bigint IS NULL OR generation < $4)
-       ORDER BY generation DESC
+      SELECT u.generation, u.token_id, u.started_at, u.ended_at, u.end_reason, p.name AS pool
+        FROM usages AS u
+        JOIN tokens AS t ON t.id = u.token_id
+        JOIN pools AS p ON p.id = t.pool_id
+       WHERE u.user_id = $1
+         AND ($2::timestamptz IS NULL OR u.started_at >= $2)
+         AND ($3::timestamptz IS NULL OR u.started_at < $3)
+         AND ($4::bigint IS NULL OR u.generation < $4)
+         AND ($6::text IS NULL OR p.name = $6)
+       ORDER BY u.generation DESC
        LIMIT $5
       """;
 }

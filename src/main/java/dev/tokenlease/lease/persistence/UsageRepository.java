@@ -2,7 +2,9 @@ package dev.tokenlease.lease.persistence;
 
 import dev.tokenlease.lease.core.EndReason;
 import dev.tokenlease.lease.core.Grant;
+import dev.tokenlease.lease.core.Overflow;
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolSettings;
 import dev.tokenlease.lease.core.PoolSnapshot;
 import dev.tokenlease.platform.config.AckMode;
 import dev.tokenlease.platform.config.AppConfig;
@@ -21,6 +23,7 @@ import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
 import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.Tuple;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
@@ -96,24 +99,103 @@ public final class UsageRepository implements PoolStore {
   }
 
   @Override
-  public Future<Void> ensureTokens(int poolSize) {
-    return pg.query(Sql.COUNT_TOKENS).execute().compose(rows -> {
+  public Future<Void> ensureDefaultPool(PoolSettings settings, int poolSize) {
+    return pg.preparedQuery(Sql.UPDATE_POOL).execute(settingsTuple(Sql.DEFAULT_POOL_ID, settings))
+        .compose(updated -> pg.preparedQuery(Sql.COUNT_TOKENS).execute(Tuple.of(Sql.DEFAULT_POOL_ID)))
+        .compose(rows -> {
+          Row row = rows.iterator().next();
+          long count = row.getLong("n");
+          int maxSeq = row.getInteger("max_seq");
+          if (count > poolSize) {
+            return Future.failedFuture(new ConfigException(AppConfig.POOL_SIZE + ": the database already holds "
+                + count + " tokens; the pool cannot shrink to " + poolSize));
+          }
+          if (count == poolSize) {
+            return Future.succeededFuture();
+          }
+          return pg.preparedQuery(Sql.CREATE_TOKENS)
+              .execute(Tuple.of(maxSeq + 1, maxSeq + (int) (poolSize - count), Sql.DEFAULT_POOL_ID))
+              // Fresh statistics, so that the first batches are planned for the real table size.
+              .compose(created -> pg.query("ANALYZE tokens").execute())
+              .mapEmpty();
+        });
+  }
+
+  /** $1 the pool's id (or name, for an insert), then its settings as {@link Sql#UPDATE_POOL} takes them. */
+  private static Tuple settingsTuple(Object idOrName, PoolSettings settings) {
+    return Tuple.of(idOrName, settings.leaseTtl().toMillis(), settings.overflow().wireName(),
+        settings.maxWait().toMillis(), settings.maxHold() == null ? null : settings.maxHold().toMillis(),
+        settings.maxLeasesPerUser());
+  }
+
+  @Override
+  public Future<StoredPool> createPool(long epoch, PoolSettings settings, int size) {
+    return pg.withTransaction(conn -> conn.preparedQuery(Sql.INSERT_POOL).execute(settingsTuple(settings.name(), settings))
+        .compose(inserted -> {
+          Row row = inserted.iterator().next();
+          int id = row.getInteger("id");
+          Instant created = row.getOffsetDateTime("created_at").toInstant();
+          return addTokens(conn, id, 0, size)
+              .compose(tokens -> fence(conn, epoch, settings).map(v -> new StoredPool(id, settings, created,
+                  new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME))));
+        }));
+  }
+
+  @Override
+  public Future<List<PoolSnapshot.StoredToken>> updatePool(long epoch, int poolId, PoolSettings settings, int size,
+      int grow) {
+    return pg.withTransaction(conn -> conn.preparedQuery(Sql.UPDATE_POOL).execute(settingsTuple(poolId, settings))
+        .compose(updated -> grow == 0 ? Future.succeededFuture(List.<PoolSnapshot.StoredToken>of())
+            : addTokens(conn, poolId, size, grow))
+        .compose(tokens -> fence(conn, epoch, settings).map(v -> tokens)));
+  }
+
+  @Override
+  public Future<Void> deletePool(long epoch, int poolId) {
+    return pg.withTransaction(conn -> conn.preparedQuery(Sql.DELETE_POOL).execute(Tuple.of(poolId))
+        .compose(deleted -> fence(conn, epoch, null)));
+  }
+
+  @Override
+  public Future<StoredPool> findPool(String name) {
+    return pg.preparedQuery(Sql.FIND_POOL).execute(Tuple.of(name)).compose(rows -> {
+      if (rows.size() == 0) {
+        return Future.succeededFuture(null);
+      }
       Row row = rows.iterator().next();
-      long count = row.getLong("n");
-      int maxSeq = row.getInteger("max_seq");
-      if (count > poolSize) {
-        return Future.failedFuture(new ConfigException(AppConfig.POOL_SIZE + ": the database already holds "
-            + count + " tokens; the pool cannot shrink to " + poolSize));
-      }
-      if (count == poolSize) {
-        return Future.succeededFuture();
-      }
-      return pg.preparedQuery(Sql.CREATE_TOKENS)
-          .execute(Tuple.of(maxSeq + 1, maxSeq + (int) (poolSize - count)))
-          // Fresh statistics, so that the first batches are planned for the real table size.
-          .compose(created -> pg.query("ANALYZE tokens").execute())
-          .mapEmpty();
+      int id = row.getInteger("id");
+      return pg.preparedQuery(Sql.POOL_TOKENS).execute(Tuple.of(id)).map(tokenRows -> {
+        List<PoolSnapshot.StoredToken> tokens = new ArrayList<>(tokenRows.size());
+        for (Row token : tokenRows) {
+          tokens.add(PoolSnapshot.StoredToken.fresh(token.getUUID("id"), token.getInteger("seq")));
+        }
+        return new StoredPool(id, settings(row), row.getOffsetDateTime("created_at").toInstant(),
+            new PoolSnapshot(tokens, List.of(), 0, PoolChange.NO_TIME));
+      });
     });
+  }
+
+  /** Fresh tokens at positions {@code after + 1} to {@code after + count}, in position order. */
+  private static Future<List<PoolSnapshot.StoredToken>> addTokens(SqlConnection conn, int poolId, int after, int count) {
+    return conn.preparedQuery(Sql.ADD_TOKENS).execute(Tuple.of(after + 1, after + count, poolId)).map(rows -> {
+      List<PoolSnapshot.StoredToken> tokens = new ArrayList<>(rows.size());
+      for (Row row : rows) {
+        tokens.add(PoolSnapshot.StoredToken.fresh(row.getUUID("id"), row.getInteger("seq")));
+      }
+      tokens.sort(java.util.Comparator.comparingInt(PoolSnapshot.StoredToken::seq));
+      return tokens;
+    });
+  }
+
+  /**
+   * Fails (and so rolls back the transaction) unless {@code epoch} is still the writer's.
+   *
+   * @param settings the pool's settings from now on, or null if it goes away
+   */
+  private static Future<Void> fence(SqlConnection conn, long epoch, PoolSettings settings) {
+    return conn.preparedQuery(Sql.FENCE_POOLS)
+        .execute(Tuple.of(epoch, settings == null ? 1L : settings.leaseTtl().toMillis())).compose(rows -> rows.size() == 1
+        ? Future.succeededFuture() : Future.failedFuture(new FencedException()));
   }
 
   /**
@@ -166,54 +248,106 @@ public final class UsageRepository implements PoolStore {
   }
 
   @Override
-  public Future<PoolSnapshot> loadSnapshot(long lastGeneration, long activationsBlockedUntil) {
-    return pg.withTransaction(conn -> loadTokens(conn).compose(tokens ->
-        conn.query(Sql.LOAD_OPEN_LEASES).execute().compose(leaseRows -> {
-          List<PoolSnapshot.StoredLease> leases = new ArrayList<>(leaseRows.size());
-          for (Row row : leaseRows) {
-            UUID tokenId = row.getUUID("token_id");
-            UUID evictedUser = row.getUUID("evicted_user_id");
-            Grant.Evicted evicted = evictedUser == null ? null : new Grant.Evicted(tokenId, evictedUser,
-                row.getLong("evicted_generation"), Math.max(0, millis(row.getOffsetDateTime("evicted_ended_at"))
-                    - millis(row.getOffsetDateTime("evicted_started_at"))));
-            leases.add(new PoolSnapshot.StoredLease(row.getLong("generation"), tokenId,
-                row.getUUID("user_id"), millis(row.getOffsetDateTime("started_at")),
-                millis(row.getOffsetDateTime("expires_at")), row.getString("idempotency_key"), evicted));
-          }
-          return conn.preparedQuery(Sql.LOAD_RECENT_ENDED_KEYS).execute(Tuple.of(leaseTtlMillis)).map(keyRows -> {
-            List<PoolSnapshot.EndedKey> endedKeys = new ArrayList<>(keyRows.size());
-            for (Row row : keyRows) {
-              endedKeys.add(new PoolSnapshot.EndedKey(row.getString("idempotency_key"), row.getUUID("user_id"),
-                  row.getUUID("token_id"), row.getLong("generation"), millis(row.getOffsetDateTime("started_at"))));
+  public Future<List<StoredPool>> loadPools() {
+    return pg.withTransaction(conn -> conn.query(Sql.LOAD_POOLS).execute().compose(poolRows -> {
+      Map<Integer, PoolRows> pools = new LinkedHashMap<>();
+      long longestTtl = leaseTtlMillis;
+      for (Row row : poolRows) {
+        PoolRows pool = new PoolRows(row.getInteger("id"), settings(row), row.getOffsetDateTime("created_at").toInstant());
+        pools.put(pool.id, pool);
+        longestTtl = Math.max(longestTtl, pool.settings.leaseTtl().toMillis());
+      }
+      long keysSince = longestTtl;
+      return loadTokens(conn, pools).compose(poolOfToken -> conn.query(Sql.LOAD_OPEN_LEASES).execute()
+          .compose(leaseRows -> {
+            for (Row row : leaseRows) {
+              UUID tokenId = row.getUUID("token_id");
+              PoolRows pool = poolOfToken.get(tokenId);
+              if (pool == null) {
+                continue; // a token of a deleted pool: deletion ends every lease first, so none is open
+              }
+              UUID evictedUser = row.getUUID("evicted_user_id");
+              Grant.Evicted evicted = evictedUser == null ? null : new Grant.Evicted(tokenId, evictedUser,
+                  row.getLong("evicted_generation"), Math.max(0, millis(row.getOffsetDateTime("evicted_ended_at"))
+                      - millis(row.getOffsetDateTime("evicted_started_at"))));
+              pool.leases.add(new PoolSnapshot.StoredLease(row.getLong("generation"), tokenId,
+                  row.getUUID("user_id"), millis(row.getOffsetDateTime("started_at")),
+                  millis(row.getOffsetDateTime("expires_at")), row.getString("idempotency_key"), evicted));
             }
-            return new PoolSnapshot(tokens, leases, lastGeneration, activationsBlockedUntil, endedKeys);
-          });
-        })));
+            return conn.preparedQuery(Sql.LOAD_RECENT_ENDED_KEYS).execute(Tuple.of(keysSince));
+          })
+          .map(keyRows -> {
+            for (Row row : keyRows) {
+              PoolRows pool = poolOfToken.get(row.getUUID("token_id"));
+              if (pool != null) {
+                pool.keys.add(new PoolSnapshot.EndedKey(row.getString("idempotency_key"), row.getUUID("user_id"),
+                    row.getUUID("token_id"), row.getLong("generation"), millis(row.getOffsetDateTime("started_at"))));
+              }
+            }
+            List<StoredPool> out = new ArrayList<>(pools.size());
+            for (PoolRows pool : pools.values()) {
+              out.add(new StoredPool(pool.id, pool.settings, pool.createdAt,
+                  new PoolSnapshot(pool.tokens, pool.leases, 0, PoolChange.NO_TIME, pool.keys)));
+            }
+            return out;
+          }));
+    }));
   }
 
-  private Future<List<PoolSnapshot.StoredToken>> loadTokens(SqlConnection conn) {
+  /** One pool's rows while they are read. */
+  private static final class PoolRows {
+    final int id;
+    final PoolSettings settings;
+    final Instant createdAt;
+    final List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
+    final List<PoolSnapshot.StoredLease> leases = new ArrayList<>();
+    final List<PoolSnapshot.EndedKey> keys = new ArrayList<>();
+
+    PoolRows(int id, PoolSettings settings, Instant createdAt) {
+      this.id = id;
+      this.settings = settings;
+      this.createdAt = createdAt;
+    }
+  }
+
+  private static PoolSettings settings(Row row) {
+    Long maxHold = row.getLong("max_hold_ms");
+    return new PoolSettings(row.getString("name"), Duration.ofMillis(row.getLong("lease_ttl_ms")),
+        Overflow.fromWireName(row.getString("overflow")), Duration.ofMillis(row.getLong("max_wait_ms")),
+        maxHold == null ? null : Duration.ofMillis(maxHold), row.getInteger("max_leases_per_user"));
+  }
+
+  /** Reads every token into its pool; answers each token's pool. */
+  private Future<Map<UUID, PoolRows>> loadTokens(SqlConnection conn, Map<Integer, PoolRows> pools) {
     return conn.prepare(Sql.LOAD_TOKENS).compose(statement -> {
       Cursor cursor = statement.cursor();
-      List<PoolSnapshot.StoredToken> tokens = new ArrayList<>();
-      Promise<List<PoolSnapshot.StoredToken>> done = Promise.promise();
-      readTokens(cursor, tokens, done);
+      Map<UUID, PoolRows> poolOfToken = new HashMap<>();
+      Promise<Map<UUID, PoolRows>> done = Promise.promise();
+      readTokens(cursor, pools, poolOfToken, done);
       return done.future().eventually(cursor::close);
     });
   }
 
-  private void readTokens(Cursor cursor, List<PoolSnapshot.StoredToken> into, Promise<List<PoolSnapshot.StoredToken>> done) {
+  private void readTokens(Cursor cursor, Map<Integer, PoolRows> pools, Map<UUID, PoolRows> poolOfToken,
+      Promise<Map<UUID, PoolRows>> done) {
     cursor.read(LOAD_FETCH_SIZE).onFailure(done::fail).onSuccess(rows -> {
       for (Row row : rows) {
+        PoolRows pool = pools.get(row.getInteger("pool_id"));
+        if (pool == null) {
+          continue; // deleted after the pools were read: not possible in one transaction, but harmless
+        }
         Long evictedGeneration = row.getLong("evicted_generation");
-        into.add(new PoolSnapshot.StoredToken(row.getUUID("id"), row.getInteger("seq"),
+        PoolSnapshot.StoredToken token = new PoolSnapshot.StoredToken(row.getUUID("id"), row.getInteger("seq"),
             millis(row.getOffsetDateTime("activated_at")), millis(row.getOffsetDateTime("released_at")),
             row.getLong("usage_count"), row.getUUID("evicted_user_id"),
-            evictedGeneration == null ? 0 : evictedGeneration));
+            evictedGeneration == null ? 0 : evictedGeneration, row.getBoolean("notice_revoked"));
+        pool.tokens.add(token);
+        poolOfToken.put(token.id(), pool);
       }
       if (cursor.hasMore()) {
-        readTokens(cursor, into, done);
+        readTokens(cursor, pools, poolOfToken, done);
       } else {
-        done.complete(into);
+        done.complete(poolOfToken);
       }
     });
   }
@@ -244,7 +378,7 @@ public final class UsageRepository implements PoolStore {
     Tuple params = Tuple.tuple();
     addUpdated(params, updated);
     addInserted(params, inserted);
-    addTokens(params, tokens.values());
+    addTokenCounters(params, tokens.values());
     params.addLong(seq).addLong(reserveUpTo).addLong(epoch);
     addGrantOrigins(params, inserted);
     addEvictionNotices(params, tokens.values());
@@ -314,7 +448,7 @@ public final class UsageRepository implements PoolStore {
         .addArrayOfLong(started).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons);
   }
 
-  private static void addTokens(Tuple params, java.util.Collection<PoolChange> changes) {
+  private static void addTokenCounters(Tuple params, java.util.Collection<PoolChange> changes) {
     int n = changes.size();
     UUID[] ids = new UUID[n];
     Long[] activated = new Long[n];
@@ -344,18 +478,20 @@ public final class UsageRepository implements PoolStore {
     params.addArrayOfString(keys).addArrayOfLong(evicted);
   }
 
-  /** Of each token, in the order of {@link #addTokens}: its eviction notice. */
+  /** Of each token, in the order of {@link #addTokenCounters}: its notice. */
   private static void addEvictionNotices(Tuple params, java.util.Collection<PoolChange> tokens) {
     int n = tokens.size();
     UUID[] users = new UUID[n];
     Long[] generations = new Long[n];
+    Boolean[] revoked = new Boolean[n];
     int i = 0;
     for (PoolChange c : tokens) {
       users[i] = c.tokenEvictedUserId();
       generations[i] = c.tokenEvictedGeneration() == 0 ? null : c.tokenEvictedGeneration();
+      revoked[i] = c.tokenNoticeRevoked();
       i++;
     }
-    params.addArrayOfUUID(users).addArrayOfLong(generations);
+    params.addArrayOfUUID(users).addArrayOfLong(generations).addArrayOfBoolean(revoked);
   }
 
   /** Epoch millis, or null for {@link PoolChange#NO_TIME}. */
@@ -364,11 +500,11 @@ public final class UsageRepository implements PoolStore {
   }
 
   @Override
-  public Future<History.TokenUsageList> tokenUsages(UUID tokenId) {
+  public Future<History.TokenUsageList> tokenUsages(UUID tokenId, String pool) {
     return pg.preparedQuery(Sql.TOKEN_USAGES).execute(Tuple.of(tokenId)).map(rows -> {
       List<History.Usage> usages = new ArrayList<>(rows.size());
       for (Row row : rows) {
-        usages.add(usage(row, tokenId, row.getUUID("user_id")));
+        usages.add(usage(row, tokenId, row.getUUID("user_id"), pool));
       }
       return new History.TokenUsageList(tokenId, usages);
     });
@@ -377,7 +513,7 @@ public final class UsageRepository implements PoolStore {
   @Override
   public Future<History.UserUsagePage> userUsages(History.UserUsages query) {
     Tuple params = Tuple.of(query.userId(), offset(query.from()), offset(query.to()),
-        query.beforeGeneration(), query.limit() + 1);
+        query.beforeGeneration(), query.limit() + 1, query.pool());
     return pg.preparedQuery(Sql.USER_USAGES).execute(params).map(rows -> page(query, rows));
   }
 
@@ -388,17 +524,17 @@ public final class UsageRepository implements PoolStore {
         return new History.UserUsagePage(query.userId(), usages,
             usages.get(usages.size() - 1).generation());
       }
-      usages.add(usage(row, row.getUUID("token_id"), query.userId()));
+      usages.add(usage(row, row.getUUID("token_id"), query.userId(), row.getString("pool")));
     }
     return new History.UserUsagePage(query.userId(), usages, null);
   }
 
-  private static History.Usage usage(Row row, UUID tokenId, UUID userId) {
+  private static History.Usage usage(Row row, UUID tokenId, UUID userId, String pool) {
     String reason = row.getString("end_reason");
     OffsetDateTime ended = row.getOffsetDateTime("ended_at");
     return new History.Usage(row.getLong("generation"), tokenId, userId,
         row.getOffsetDateTime("started_at").toInstant(), ended == null ? null : ended.toInstant(),
-        reason == null ? null : EndReason.fromWireName(reason));
+        reason == null ? null : EndReason.fromWireName(reason), pool);
   }
 
   private static OffsetDateTime offset(Instant instant) {

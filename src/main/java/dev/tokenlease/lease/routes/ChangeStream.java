@@ -4,7 +4,9 @@ import dev.tokenlease.lease.bus.ChangeIds;
 import dev.tokenlease.lease.bus.CommittedChanges;
 import dev.tokenlease.lease.bus.PoolAddresses;
 import dev.tokenlease.lease.bus.PoolClient;
+import dev.tokenlease.lease.bus.PoolDefinitions;
 import dev.tokenlease.lease.bus.PoolJson;
+import dev.tokenlease.lease.bus.PoolMessages;
 import dev.tokenlease.lease.core.PoolChange;
 import dev.tokenlease.m2m.Guard;
 import dev.tokenlease.platform.ApiException;
@@ -28,8 +30,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * {@code GET /api/events}: every committed change of the pool as server-sent events, live, with
- * resumption from a {@code Last-Event-ID} (README, "Live changes").
+ * {@code GET /api/events} and {@code GET /api/pools/:pool/events}: every committed change of all
+ * pools, or of one, as server-sent events, live, with resumption from a {@code Last-Event-ID}
+ * (README, "Live changes"). Ids are those of the whole service, so a stream of one pool skips the
+ * ids of the others.
  *
  * <p>One per HTTP verticle, on its event loop, like the connections it serves. Each keeps its own
  * {@link RecentChanges} ring, fed by a local consumer of {@link PoolAddresses#COMMITTED}: the pool
@@ -80,15 +84,18 @@ public final class ChangeStream {
   private static final class Client {
     final HttpServerRequest request;
     final HttpServerResponse response;
-    /** The id of the last change written to it (or the one before where it starts). */
+    /** The pool it follows, or null for all. */
+    final String pool;
+    /** The id of the last change written to it, or passed over (or the one before where it starts). */
     long sent = UNPLACED;
     /** Taking the backlog it resumed with: a full write queue pauses it instead of dropping it. */
     boolean catchingUp;
     boolean closed;
 
-    Client(HttpServerRequest request, HttpServerResponse response) {
+    Client(HttpServerRequest request, HttpServerResponse response, String pool) {
       this.request = request;
       this.response = response;
+      this.pool = pool;
     }
   }
 
@@ -113,7 +120,9 @@ public final class ChangeStream {
 
   /** Declares the route and starts following the pool; call on the verticle's context. */
   public void mount(Router router) {
-    RequestInput.route(router, declared, HttpMethod.GET, "/api/events", guard.require(READ), this::open);
+    RequestInput.route(router, declared, HttpMethod.GET, "/api/events", guard.require(READ), ctx -> open(ctx, null));
+    RequestInput.route(router, declared, HttpMethod.GET, "/api/pools/:pool/events", guard.require(READ),
+        this::openPool);
     vertx.eventBus().<CommittedChanges>localConsumer(PoolAddresses.COMMITTED, message -> committed(message.body()));
     // Asked after the consumer is registered: every batch from the answer's id on arrives here, in
     // order, and every batch before it has (if it was published after the registration) arrived already.
@@ -126,7 +135,19 @@ public final class ChangeStream {
     vertx.setPeriodic(shared.config.keepAlive().toMillis(), id -> keepAlive());
   }
 
-  private void open(RoutingContext ctx) {
+  /** A stream of one pool, which must exist when it opens (a pool deleted later just goes quiet). */
+  private void openPool(RoutingContext ctx) {
+    String name;
+    try {
+      name = PoolDefinitions.pathName(ctx.pathParam("pool"));
+    } catch (ApiException e) {
+      ctx.fail(e);
+      return;
+    }
+    pool.getPool(new PoolMessages.GetPool(name)).onSuccess(info -> open(ctx, name)).onFailure(ctx::fail);
+  }
+
+  private void open(RoutingContext ctx, String poolName) {
     if (shared.open.incrementAndGet() > shared.config.maxClients()) {
       shared.open.decrementAndGet();
       // Each stream holds a connection and a write queue: past the limit, refuse rather than exhaust.
@@ -141,13 +162,14 @@ public final class ChangeStream {
         // Proxies that buffer answers (nginx) pass this one on at once.
         .putHeader("X-Accel-Buffering", "no")
         .setWriteQueueMaxSize(shared.config.writeQueueBytes());
-    Client client = new Client(ctx.request(), response);
+    Client client = new Client(ctx.request(), response, poolName);
     response.closeHandler(v -> forget(client));
     response.drainHandler(v -> pump(client));
     // The server is stopping: end the stream, so the client reconnects (and resumes) elsewhere or later.
     ctx.request().connection().shutdownHandler(v -> end(client));
     clients.add(client);
-    Buffer first = Buffer.buffer(": live changes of pool ").appendString(PoolJson.POOL).appendString("\n\n");
+    Buffer first = Buffer.buffer(poolName == null ? ": live changes of all pools" : ": live changes of pool " + poolName)
+        .appendString("\n\n");
     String lastEventId = lastEventId(ctx);
     String reset = null;
     if (lastEventId == null) {
@@ -259,7 +281,9 @@ public final class ChangeStream {
       Buffer chunk = Buffer.buffer(chunkBytes + 1024);
       while (client.sent < ring.next() - 1 && chunk.length() < chunkBytes) {
         long id = client.sent + 1;
-        chunk.appendBuffer(ring.frame(id, ChangeStream::encodeEvent));
+        if (client.pool == null || client.pool.equals(ring.get(id).pool())) {
+          chunk.appendBuffer(ring.frame(id, ChangeStream::encodeEvent));
+        }
         client.sent = id;
       }
       client.response.write(chunk);
@@ -270,7 +294,7 @@ public final class ChangeStream {
   private static Buffer encodeEvent(long id, PoolChange change) {
     return Buffer.buffer().appendString("id: ").appendString(Long.toString(id))
         .appendString("\nevent: ").appendString(change.eventType())
-        .appendString("\ndata: ").appendBuffer(PoolJson.event(change, id).put("pool", PoolJson.POOL).toBuffer())
+        .appendString("\ndata: ").appendBuffer(PoolJson.event(change, id).toBuffer())
         .appendString("\n\n");
   }
 

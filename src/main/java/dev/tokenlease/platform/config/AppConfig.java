@@ -12,6 +12,11 @@ import java.util.Locale;
  *
  * @param pgUrl {@code postgresql://user:pass@host:port/db}, or null for the embedded server
  * @param httpInstances HTTP verticle instances; 0 in the file means one per core
+ * @param overflow what the pool {@code default} does when full: {@code evict_oldest}, {@code reject} or {@code wait}
+ * @param maxWait how long an activation of the pool {@code default} waits when it is full and waits
+ * @param maxHold the longest a lease of the pool {@code default} may last, renewals included; null for no cap
+ * @param maxPools the most pools there may be, {@code default} included
+ * @param maxWaiters the most activations waiting at once, over all pools
  */
 public record AppConfig(
     int httpPort,
@@ -22,7 +27,11 @@ public record AppConfig(
     int poolSize,
     Duration leaseTtl,
     String overflow,
+    Duration maxWait,
+    Duration maxHold,
     int maxLeasesPerUser,
+    int maxPools,
+    int maxWaiters,
     Duration sweepInterval,
     AckMode ackMode,
     Duration flushInterval,
@@ -82,7 +91,7 @@ public record AppConfig(
    * The live stream of committed changes ({@code GET /api/events}).
    *
    * @param ringSize how many of the latest changes each HTTP verticle keeps for clients that resume
-   * @param keepAlive how often a comment line goes to every stream; below the HTTP idle timeout (30 s)
+   * @param keepAlive how often a comment line goes to every stream; below the HTTP idle timeout (45 s)
    * @param writeQueueBytes how much may wait unsent for one client before it counts as too slow
    */
   public record EventsConfig(int ringSize, Duration keepAlive, int writeQueueBytes, int maxClients) {}
@@ -98,6 +107,12 @@ public record AppConfig(
   public static final String OVERFLOW = "TOKENS_POOL_OVERFLOW";
   /** The most leases one user may hold at once; 0 for no limit. */
   public static final String MAX_LEASES_PER_USER = "TOKENS_POOL_MAX_LEASES_PER_USER";
+  public static final String MAX_WAIT = "TOKENS_POOL_MAX_WAIT";
+  public static final String MAX_HOLD = "TOKENS_POOL_MAX_HOLD";
+  public static final String MAX_POOLS = "TOKENS_MAX_POOLS";
+  public static final String MAX_WAITERS = "TOKENS_MAX_WAITERS";
+  /** The longest an activation may wait for a token, in any pool. */
+  public static final Duration LONGEST_WAIT = Duration.ofSeconds(30);
   public static final String SWEEP_INTERVAL = "TOKENS_POOL_SWEEP_INTERVAL";
   public static final String ACK = "TOKENS_PERSISTENCE_ACK";
   public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
@@ -134,6 +149,7 @@ public record AppConfig(
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW, MAX_LEASES_PER_USER,
+      MAX_WAIT, MAX_HOLD, MAX_POOLS, MAX_WAITERS,
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
@@ -159,7 +175,11 @@ public record AppConfig(
         intIn(json, POOL_SIZE, 1, MAX_POOL_SIZE),
         positiveDuration(json, LEASE_TTL),
         overflow(json),
+        durationIn(json, MAX_WAIT, Duration.ofMillis(1), LONGEST_WAIT),
+        maxHold(json),
         intIn(json, MAX_LEASES_PER_USER, 0, MAX_POOL_SIZE),
+        intIn(json, MAX_POOLS, 1, 100_000),
+        intIn(json, MAX_WAITERS, 0, 1_000_000),
         positiveDuration(json, SWEEP_INTERVAL),
         ackMode(json),
         positiveDuration(json, FLUSH_INTERVAL),
@@ -173,7 +193,7 @@ public record AppConfig(
             positiveDuration(json, VAULT_ROTATION_WINDOW), intIn(json, VAULT_MAX_ATTEMPTS, 1, 100),
             positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)),
         auth(json),
-        // The keep-alive must beat the HTTP server's 30 s idle timeout, or idle streams would be cut.
+        // The keep-alive must beat the HTTP server's 45 s idle timeout, or idle streams would be cut.
         new EventsConfig(intIn(json, EVENTS_RING, 1, 1_000_000),
             durationIn(json, EVENTS_KEEP_ALIVE, Duration.ofMillis(10), Duration.ofSeconds(25)),
             intIn(json, EVENTS_WRITE_QUEUE, 1024, 64 * 1024 * 1024),
@@ -388,8 +408,21 @@ public record AppConfig(
 
   private static String overflow(JsonObject json) {
     String value = raw(json, OVERFLOW).toLowerCase(Locale.ROOT);
-    if (!value.equals("evict_oldest") && !value.equals("reject")) {
-      throw new ConfigException(OVERFLOW + ": expected 'evict_oldest' or 'reject', got '" + raw(json, OVERFLOW) + "'");
+    if (!value.equals("evict_oldest") && !value.equals("reject") && !value.equals("wait")) {
+      throw new ConfigException(OVERFLOW + ": expected 'evict_oldest', 'reject' or 'wait', got '" + raw(json, OVERFLOW) + "'");
+    }
+    return value;
+  }
+
+  /** Empty for no cap; else at least the lease TTL. */
+  private static Duration maxHold(JsonObject json) {
+    if (text(json, MAX_HOLD) == null) {
+      return null;
+    }
+    Duration value = positiveDuration(json, MAX_HOLD);
+    if (value.compareTo(positiveDuration(json, LEASE_TTL)) < 0) {
+      throw new ConfigException(MAX_HOLD + ": must be at least " + LEASE_TTL + " (" + raw(json, LEASE_TTL) + "), got '"
+          + raw(json, MAX_HOLD) + "'");
     }
     return value;
   }

@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
 public final class HttpApiVerticle extends VerticleBase {
   /** Request bodies above this size get 413; every valid request body is far smaller. */
   public static final long BODY_LIMIT = 64 * 1024;
-  private static final int IDLE_TIMEOUT_SECONDS = 30;
+  /** Longer than the longest wait for a token (30 s), so a waiting activation is never cut off. */
+  public static final int IDLE_TIMEOUT_SECONDS = 45;
 
   private final int port;
   private final List<ApiRoutes> apis;

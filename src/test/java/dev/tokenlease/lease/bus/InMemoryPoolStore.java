@@ -1,6 +1,7 @@
 package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolSettings;
 import dev.tokenlease.lease.core.PoolSnapshot;
 import dev.tokenlease.lease.persistence.History;
 import dev.tokenlease.lease.persistence.PoolStore;
@@ -77,6 +78,7 @@ final class InMemoryPoolStore implements PoolStore {
   private long epoch = 6;
   private long lastBatch = 40;
   private boolean stoppedCleanly;
+  private PoolSettings defaultSettings;
 
   /** Sets how every attempt from now on is answered. */
   synchronized void answerAll(Answer answer) {
@@ -173,12 +175,34 @@ final class InMemoryPoolStore implements PoolStore {
   }
 
   @Override
-  public synchronized Future<Void> ensureTokens(int poolSize) {
+  public synchronized Future<Void> ensureDefaultPool(PoolSettings settings, int poolSize) {
+    defaultSettings = settings;
     while (tokens.size() < poolSize) {
-      tokens.add(new PoolSnapshot.StoredToken(UUID.randomUUID(), tokens.size() + 1, PoolChange.NO_TIME,
-          PoolChange.NO_TIME, 0, null, 0));
+      tokens.add(PoolSnapshot.StoredToken.fresh(UUID.randomUUID(), tokens.size() + 1));
     }
     return Future.succeededFuture();
+  }
+
+  /** Pools other than default are not kept here: the verticle's test needs only the one. */
+  @Override
+  public Future<StoredPool> createPool(long epoch, PoolSettings settings, int size) {
+    return Future.failedFuture(new UnsupportedOperationException("only the pool default is kept in memory"));
+  }
+
+  @Override
+  public Future<List<PoolSnapshot.StoredToken>> updatePool(long epoch, int poolId, PoolSettings settings, int size,
+      int grow) {
+    return Future.failedFuture(new UnsupportedOperationException("only the pool default is kept in memory"));
+  }
+
+  @Override
+  public Future<StoredPool> findPool(String name) {
+    return Future.succeededFuture(null);
+  }
+
+  @Override
+  public Future<Void> deletePool(long epoch, int poolId) {
+    return Future.failedFuture(new UnsupportedOperationException("only the pool default is kept in memory"));
   }
 
   @Override
@@ -188,12 +212,13 @@ final class InMemoryPoolStore implements PoolStore {
   }
 
   @Override
-  public synchronized Future<PoolSnapshot> loadSnapshot(long lastGeneration, long activationsBlockedUntil) {
-    return Future.succeededFuture(new PoolSnapshot(List.copyOf(tokens), List.of(), lastGeneration, activationsBlockedUntil));
+  public synchronized Future<List<StoredPool>> loadPools() {
+    return Future.succeededFuture(List.of(new StoredPool(1, defaultSettings, Instant.EPOCH,
+        new PoolSnapshot(List.copyOf(tokens), List.of(), 0, PoolChange.NO_TIME))));
   }
 
   @Override
-  public synchronized Future<History.TokenUsageList> tokenUsages(UUID tokenId) {
+  public synchronized Future<History.TokenUsageList> tokenUsages(UUID tokenId, String pool) {
     return Future.succeededFuture(new History.TokenUsageList(tokenId,
         usages().stream().filter(u -> u.tokenId().equals(tokenId)).toList()));
   }
@@ -210,7 +235,8 @@ final class InMemoryPoolStore implements PoolStore {
     committed.forEach(change -> last.put(change.generation(), change));
     return last.values().stream().map(c -> new History.Usage(c.generation(), c.tokenId(), c.userId(),
         Instant.ofEpochMilli(c.startedAtMillis()),
-        c.endedAtMillis() == PoolChange.NO_TIME ? null : Instant.ofEpochMilli(c.endedAtMillis()), c.endReason())).toList();
+        c.endedAtMillis() == PoolChange.NO_TIME ? null : Instant.ofEpochMilli(c.endedAtMillis()), c.endReason(),
+        c.pool())).toList();
   }
 
   @Override

@@ -6,6 +6,7 @@ import dev.tokenlease.lease.bus.InMemoryPoolStore.Answer;
 import dev.tokenlease.lease.core.EndReason;
 import dev.tokenlease.lease.core.Grant;
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.TokenPool;
 import dev.tokenlease.lease.core.TokenState;
 import dev.tokenlease.lease.core.TokenView;
 import dev.tokenlease.lease.persistence.History;
@@ -181,11 +182,11 @@ class PoolVerticleTest {
               assertThat(grant.expiresAt()).isEqualTo(grant.activatedAt().plus(TTL));
             });
             time.advance(Duration.ofSeconds(30));
-            return client.renew(new PoolMessages.Renew(grant.tokenId(), user, grant.generation()))
+            return client.renew(new PoolMessages.Renew(TokenPool.DEFAULT, grant.tokenId(), user, grant.generation()))
                 .compose(renewed -> {
                   test.verify(() -> assertThat(renewed.expiresAt())
                       .isEqualTo(grant.activatedAt().plusSeconds(30).plus(TTL)));
-                  return refused(client.release(new PoolMessages.Release(grant.tokenId(), UUID.randomUUID(), null)));
+                  return refused(client.release(new PoolMessages.Release(TokenPool.DEFAULT, grant.tokenId(), UUID.randomUUID(), null)));
                 })
                 .compose(conflict -> {
                   test.verify(() -> {
@@ -193,7 +194,7 @@ class PoolVerticleTest {
                     assertThat(conflict.getMessage()).isEqualTo("Token is held by another user.");
                     assertThat(store.committed()).as("a refused request writes nothing").hasSize(2);
                   });
-                  return client.release(new PoolMessages.Release(grant.tokenId(), user, grant.generation()));
+                  return client.release(new PoolMessages.Release(TokenPool.DEFAULT, grant.tokenId(), user, grant.generation()));
                 });
           })
           .onComplete(test.succeeding(released -> test.verify(() -> {
@@ -431,7 +432,7 @@ class PoolVerticleTest {
               assertThat(refusal.getMessage()).isEqualTo(
                   "Lost the database session that makes this the only instance; changes wait until it is back.");
             });
-            return client.list(new PoolMessages.ListTokens(null));
+            return client.list(new PoolMessages.ListTokens(TokenPool.DEFAULT, null));
           })
           .onComplete(test.succeeding(list -> test.verify(() -> {
             assertThat(list.tokens()).hasSize(3).allSatisfy(token -> assertThat(token.state()).isEqualTo(TokenState.AVAILABLE));

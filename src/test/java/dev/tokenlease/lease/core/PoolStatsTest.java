@@ -23,7 +23,7 @@ class PoolStatsTest {
   @Test
   @DisplayName("before anything is committed, every figure is 0")
   void empty() {
-    assertThat(new PoolStats().report()).isEqualTo(new PoolStats.Report(0, 0, 0, 0, 0, 0, 0, 0, 0));
+    assertThat(new PoolStats().report()).isEqualTo(new PoolStats.Report(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
   }
 
   @Test

@@ -120,7 +120,7 @@ class ChangeStreamTest {
         assertThat(stream.header("content-type")).isEqualTo("text/event-stream");
         assertThat(stream.header("cache-control")).isEqualTo("no-store");
         Frame first = stream.next(WAIT);
-        assertThat(first.comments()).containsExactly("live changes of pool default");
+        assertThat(first.comments()).containsExactly("live changes of all pools");
         Frame position = stream.next(WAIT);
         assertThat(position.isEvent()).isFalse();
         assertThat(position.id()).matches("\\d+");
@@ -431,7 +431,7 @@ class ChangeStreamTest {
       try (EventStreamClient stream = EventStreamClient.open(service.port(), "/api/events",
           "Authorization", "Bearer " + reader)) {
         assertThat(stream.status()).isEqualTo(200);
-        assertThat(stream.next(WAIT).comments()).containsExactly("live changes of pool default");
+        assertThat(stream.next(WAIT).comments()).containsExactly("live changes of all pools");
         assertThat(stream.endsWithin(Duration.ofSeconds(1))).as("open while the token lives").isFalse();
         Http.Response revoked = service.http().request("POST", "/oauth/revoke", "token=" + reader,
             "Content-Type", "application/x-www-form-urlencoded", "Authorization", basic());

@@ -570,7 +570,8 @@ class TokenApiTest {
       JsonArray page = first.getJsonArray("usages");
       assertThat(page).hasSize(2);
       JsonObject newest = page.getJsonObject(0);
-      assertThat(newest.fieldNames()).containsExactly("token_id", "started_at", "ended_at", "end_reason");
+      assertThat(newest.fieldNames()).containsExactly("token_id", "started_at", "ended_at", "end_reason", "pool");
+      assertThat(newest.getString("pool")).isEqualTo("default");
       assertThat(newest.getString("token_id")).isEqualTo(tokens.get(0));
       assertThat(newest.getString("end_reason")).isEqualTo("released");
       assertThat(page.getJsonObject(1).getValue("end_reason")).isNull();
