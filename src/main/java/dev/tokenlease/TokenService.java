@@ -10,7 +10,9 @@ import dev.tokenlease.m2m.AuthVerticle;
 import dev.tokenlease.m2m.Guard;
 import dev.tokenlease.m2m.M2mRoutes;
 import dev.tokenlease.m2m.OAuthRoutes;
+import dev.tokenlease.ops.OpsRoutes;
 import dev.tokenlease.platform.ClusterSupport;
+import dev.tokenlease.platform.metrics.Metrics;
 import dev.tokenlease.platform.config.AppConfig;
 import dev.tokenlease.platform.config.ConfigException;
 import dev.tokenlease.platform.db.EmbeddedDatabase;
@@ -72,9 +74,10 @@ public final class TokenService implements AutoCloseable {
     try {
       PgConnectOptions connect = PgConnectOptions.fromUri(embedded != null ? embedded.url() : config.pgUrl());
       Migrations.migrate(connect);
-      vertx = await(ClusterSupport.vertx(config.cluster()));
+      Metrics metrics = new Metrics();
+      vertx = await(ClusterSupport.vertx(config.cluster(), metrics));
       PoolMessages.registerCodecs(vertx.eventBus());
-      deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, connect))));
+      deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, connect, metrics.registry()))));
       deployments.add(await(vertx.deployVerticle(new CredentialsVerticle(config.vault(), connect))));
       Auth auth = new Auth(config.auth(), java.time.Clock.systemUTC());
       deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));
@@ -82,14 +85,21 @@ public final class TokenService implements AutoCloseable {
       ChangeStream.Shared events = new ChangeStream.Shared(config.events());
       List<HttpApiVerticle> http = new ArrayList<>();
       deployments.add(await(vertx.deployVerticle(() -> {
-        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), apis(auth, events, docs), ERROR_SHAPES);
+        HttpApiVerticle verticle = new HttpApiVerticle(config.httpPort(), config.tls(), apis(auth, events, docs, metrics),
+            ERROR_SHAPES);
         synchronized (http) {
           http.add(verticle);
         }
         return verticle;
       }, new DeploymentOptions().setInstances(config.httpInstances()))));
       int port = http.get(0).actualPort();
-      LOG.info("Token service listening on port {}", port);
+      LOG.info("Token service listening on port {} ({})", port, config.tls() == null ? "HTTP" : "HTTPS, HTTP/2 by ALPN");
+      if (config.tls() == null) {
+        // The listener takes every interface, loopback or not.
+        LOG.warn("The OAuth endpoints (/oauth/*) are served over plain HTTP on every interface: client secrets and "
+            + "access tokens cross the network in clear unless TLS is in front; set {} and {} to serve HTTPS",
+            AppConfig.TLS_CERT_FILE, AppConfig.TLS_KEY_FILE);
+      }
       return new TokenService(vertx, embedded, deployments, port, events);
     } catch (Exception | Error e) {
       new TokenService(vertx, embedded, deployments, -1, null).close();
@@ -98,9 +108,10 @@ public final class TokenService implements AutoCloseable {
   }
 
   /** Every API the HTTP verticles serve, for one verticle instance (each has its own guard and change ring). */
-  static List<ApiRoutes> apis(Auth auth, ChangeStream.Shared events, ApiDocs docs) {
+  static List<ApiRoutes> apis(Auth auth, ChangeStream.Shared events, ApiDocs docs, Metrics metrics) {
     Guard guard = new Guard(auth);
     return List.of(
+        (vx, router, declared) -> new OpsRoutes(vx, new PoolClient(vx), metrics, declared, guard).mount(router),
         (vx, router, declared) -> new TokenRoutes(new PoolClient(vx), declared, guard).mount(router),
         (vx, router, declared) -> new ChangeStream(vx, new PoolClient(vx), declared, guard, events).mount(router),
         (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),

@@ -605,6 +605,25 @@ class ApiAnswersTest {
 
   @Test
   @Order(11)
+  @DisplayName("operations: metrics need metrics:read (or admin); the probes and the OAuth metadata are open")
+  void operations() {
+    assertThat(expect(200, api("GET", "/metrics", null))).isEmpty();
+    expect(401, call("GET", "/metrics", null));
+    JsonObject reader = register("dashboards", "tokens:read");
+    expect(403, as(accessToken(reader.getString("clientId"), reader.getString("clientSecret"), null), "GET", "/metrics", null));
+    JsonObject scraper = register("prometheus", "metrics:read");
+    Http.Response scraped = as(accessToken(scraper.getString("clientId"), scraper.getString("clientSecret"), null),
+        "GET", "/metrics", null);
+    expect(200, scraped);
+    assertThat(scraped.raw()).contains("tokens_pool_size{pool=\"default\"}");
+    JsonObject metadata = expect(200, call("GET", "/.well-known/oauth-authorization-server", null));
+    assertThat(metadata.getString("token_endpoint")).isEqualTo(metadata.getString("issuer") + "/oauth/token");
+    expect(200, call("GET", "/health/live", null));
+    expect(200, call("GET", "/health/ready", null));
+  }
+
+  @Test
+  @Order(12)
   @DisplayName("the API reference: the document, the page and one of its files")
   void reference() {
     expect(200, call("GET", "/openapi.json", null));
@@ -614,7 +633,7 @@ class ApiAnswersTest {
   }
 
   @Test
-  @Order(12)
+  @Order(13)
   @DisplayName("every operation of the document was answered and checked above")
   void everyOperationChecked() {
     Set<String> answered = new TreeSet<>();

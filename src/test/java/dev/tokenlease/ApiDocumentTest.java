@@ -63,7 +63,7 @@ class ApiDocumentTest {
     Auth auth = new Auth(new AppConfig.AuthConfig(false, null, null, Duration.ofHours(1), 0, 200, 5, 20),
         Clock.systemUTC());
     ChangeStream.Shared events = new ChangeStream.Shared(new AppConfig.EventsConfig(100, Duration.ofSeconds(15), 65536, 10));
-    server = new HttpApiVerticle(0, TokenService.apis(auth, events, ApiDocs.load()), TokenService.ERROR_SHAPES);
+    server = new HttpApiVerticle(0, TokenService.apis(auth, events, ApiDocs.load(), new dev.tokenlease.platform.metrics.Metrics()), TokenService.ERROR_SHAPES);
     vertx.deployVerticle(server).toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
     http = new Http(server.actualPort());
   }

@@ -33,7 +33,7 @@ class ClusterTest {
         .put("TOKENS_ADMIN_CLIENT_ID", "admin").put("TOKENS_ADMIN_CLIENT_SECRET", adminSecret))) {
       AppConfig.ClusterConfig peer = new AppConfig.ClusterConfig(true, "127.0.0.1", RunningService.freePort(),
           List.of("127.0.0.1:" + servicePort));
-      Vertx node = ClusterSupport.vertx(peer).toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
+      Vertx node = ClusterSupport.vertx(peer, new dev.tokenlease.platform.metrics.Metrics()).toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
       try {
         String user = UUID.randomUUID().toString();
         CompletableFuture<JsonObject> event = new CompletableFuture<>();

@@ -43,6 +43,10 @@ public final class OAuthRoutes {
   /** An RFC 6749 §5.2 error. */
   /** Where these routes live; errors under it take {@link #ERRORS}' shape. */
   public static final String PREFIX = "/oauth";
+  public static final String METADATA_PATH = "/.well-known/oauth-authorization-server";
+  /** A Host header as a browser or library sends it: a DNS name, IPv4 or bracketed IPv6, and a port. */
+  private static final java.util.regex.Pattern HOST =
+      java.util.regex.Pattern.compile("(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\\[[0-9A-Fa-f:.]{2,45}\\])(?::[0-9]{1,5})?");
 
   /** An RFC 6749 error: {@code error} is its code, {@code description} its {@code error_description}. */
   static ApiException oauthError(int status, String error, String description) {
@@ -84,6 +88,41 @@ public final class OAuthRoutes {
     RequestInput.route(router, declared, HttpMethod.POST, "/oauth/token", this::token);
     RequestInput.route(router, declared, HttpMethod.POST, "/oauth/revoke", this::revoke);
     RequestInput.route(router, declared, HttpMethod.POST, "/oauth/introspect", this::introspect);
+    RequestInput.route(router, declared, HttpMethod.GET, METADATA_PATH, this::metadata);
+  }
+
+  /**
+   * RFC 8414 authorization server metadata, so that OAuth libraries find the endpoints by discovery.
+   * The issuer is {@code TOKENS_PUBLIC_URL}, else this request's scheme and Host (which a client
+   * controls: set the public URL wherever the answer must be trusted).
+   */
+  private void metadata(RoutingContext ctx) {
+    String issuer = auth.config().publicUrl();
+    if (issuer == null) {
+      String host = ctx.request().getHeader(io.vertx.core.http.HttpHeaders.HOST);
+      if (host == null || !HOST.matcher(host).matches()) {
+        ctx.fail(new ApiException(ErrorCode.BAD_REQUEST, "Invalid Host header."));
+        return;
+      }
+      issuer = (ctx.request().isSSL() ? "https" : "http") + "://" + host.toLowerCase(java.util.Locale.ROOT);
+    }
+    List<String> methods = List.of("client_secret_basic", "client_secret_post");
+    JsonObject body = new JsonObject()
+        .put("issuer", issuer)
+        .put("token_endpoint", issuer + "/oauth/token")
+        .put("revocation_endpoint", issuer + "/oauth/revoke")
+        .put("introspection_endpoint", issuer + "/oauth/introspect")
+        .put("grant_types_supported", new io.vertx.core.json.JsonArray().add("client_credentials"))
+        // No authorization endpoint, so no response type: clients get tokens only with their own credentials.
+        .put("response_types_supported", new io.vertx.core.json.JsonArray())
+        .put("token_endpoint_auth_methods_supported", new io.vertx.core.json.JsonArray(methods))
+        .put("revocation_endpoint_auth_methods_supported", new io.vertx.core.json.JsonArray(methods))
+        .put("introspection_endpoint_auth_methods_supported", new io.vertx.core.json.JsonArray(methods))
+        .put("scopes_supported", new io.vertx.core.json.JsonArray(new java.util.TreeSet<>(Principal.SERVICE_SCOPES)
+            .stream().toList()))
+        .put("service_documentation", issuer + "/docs");
+    ctx.response().putHeader("Cache-Control", "public, max-age=3600");
+    ctx.json(body);
   }
 
   private void token(RoutingContext ctx) {

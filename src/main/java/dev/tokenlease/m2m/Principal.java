@@ -12,7 +12,8 @@ public record Principal(UUID tokenId, String clientId, String tenantId, Set<Stri
     Instant expiresAt) {
   public static final String ADMIN = "admin";
   /** The scopes this service itself checks; an admin client may ask for any of them. */
-  public static final Set<String> SERVICE_SCOPES = Set.of(ADMIN, "tokens:read", "tokens:write", "credentials:use");
+  public static final Set<String> SERVICE_SCOPES =
+      Set.of(ADMIN, "tokens:read", "tokens:write", "credentials:use", "metrics:read");
 
   public boolean allows(String scope) {
     return scopes.contains(ADMIN) || scopes.contains(scope);

@@ -3,6 +3,7 @@ package dev.tokenlease.platform;
 import com.hazelcast.config.Config;
 import com.hazelcast.config.JoinConfig;
 import dev.tokenlease.platform.config.AppConfig;
+import dev.tokenlease.platform.metrics.Metrics;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
@@ -21,14 +22,16 @@ public final class ClusterSupport {
 
   private ClusterSupport() {}
 
-  public static Future<Vertx> vertx(AppConfig.ClusterConfig cluster) {
+  /** A Vert.x instance, clustered if configured, that reports into {@code metrics}. */
+  public static Future<Vertx> vertx(AppConfig.ClusterConfig cluster, Metrics metrics) {
+    VertxOptions options = new VertxOptions().setMetricsOptions(metrics.vertxOptions());
     if (!cluster.enabled()) {
-      return Future.succeededFuture(Vertx.vertx());
+      return Future.succeededFuture(Vertx.builder().with(options).withMetrics(metrics.vertxFactory()).build());
     }
-    VertxOptions options = new VertxOptions();
     options.getEventBusOptions().setHost(cluster.host()).setPort(0);
     return Vertx.builder()
         .with(options)
+        .withMetrics(metrics.vertxFactory())
         .withClusterManager(new HazelcastClusterManager(hazelcast(cluster)))
         .buildClustered();
   }

@@ -18,6 +18,13 @@ import dev.tokenlease.platform.ErrorCode;
 import dev.tokenlease.platform.LocalBus;
 import dev.tokenlease.platform.config.AckMode;
 import dev.tokenlease.platform.config.AppConfig;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.TimeGauge;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
@@ -68,6 +75,7 @@ public final class PoolVerticle extends VerticleBase {
   /** How far ahead of use generations are reserved in the database. */
   static final long GENERATIONS_RESERVED_AHEAD = 100_000;
   private static final long TICK_MILLIS = 20;
+  private static final long METRICS_REFRESH_MILLIS = 1000;
   private static final int CLAIM_ATTEMPTS = 20;
   private static final Duration SHUTDOWN_FLUSH_LIMIT = Duration.ofSeconds(15);
   /** Committed batches to this process's live streams: by reference, never over the cluster. */
@@ -82,6 +90,14 @@ public final class PoolVerticle extends VerticleBase {
   private final List<MessageConsumer<?>> consumers = new ArrayList<>();
   /** The pools' rows and stats, by name; a pool being deleted stays here, closing, until it is gone. */
   private final Map<String, PoolEntry> entries = new HashMap<>();
+  private final MeterRegistry registry;
+  private final List<Meter> writeMeters = new ArrayList<>();
+  private DistributionSummary batchSizes;
+  private Timer commits;
+  /** The write path's figures for the gauges, refreshed with the pools'. */
+  private volatile long backlog;
+  private volatile long oldestUnwrittenNanos;
+  private long metricsTimer = -1;
   /** The callers of activations waiting for a token, by their handles. */
   private final Map<PoolMessages.WaitHandle, Promise<Grant>> waiting = new HashMap<>();
   /** Names of pools being created, changed or deleted: one change of a pool at a time. */
@@ -103,20 +119,24 @@ public final class PoolVerticle extends VerticleBase {
     final TokenPool pool;
     /** Counted from committed batches only, on this loop. */
     final PoolStats stats = new PoolStats();
+    final PoolMeters meters;
     /** Being deleted: its operations answer as for a pool that does not exist. */
     boolean closing;
 
-    PoolEntry(int id, Instant createdAt, TokenPool pool) {
+    PoolEntry(int id, Instant createdAt, TokenPool pool, MeterRegistry registry) {
       this.id = id;
       this.createdAt = createdAt;
       this.pool = pool;
+      this.meters = new PoolMeters(registry, pool.name());
+      meters.refresh(pool);
     }
   }
 
-  public PoolVerticle(AppConfig config, PgConnectOptions connectOptions) {
+  /** @param registry where the pools' meters and the write path's go */
+  public PoolVerticle(AppConfig config, PgConnectOptions connectOptions, MeterRegistry registry) {
     this(config, vertx -> UsageRepository.open(vertx, connectOptions, config.pgPoolSize(), config.ackTimeout().toMillis(),
         config.leaseTtl().toMillis()),
-        Clock.systemUTC(), System::nanoTime);
+        Clock.systemUTC(), System::nanoTime, registry);
   }
 
   /**
@@ -125,6 +145,12 @@ public final class PoolVerticle extends VerticleBase {
    * @param nanoTime a monotonic clock, as {@link System#nanoTime()}
    */
   PoolVerticle(AppConfig config, Function<Vertx, PoolStore> storeFactory, Clock clock, LongSupplier nanoTime) {
+    this(config, storeFactory, clock, nanoTime, new SimpleMeterRegistry());
+  }
+
+  PoolVerticle(AppConfig config, Function<Vertx, PoolStore> storeFactory, Clock clock, LongSupplier nanoTime,
+      MeterRegistry registry) {
+    this.registry = registry;
     this.config = config;
     this.storeFactory = storeFactory;
     this.clock = clock;
@@ -173,12 +199,13 @@ public final class PoolVerticle extends VerticleBase {
   private void begin(List<PoolStore.StoredPool> pools, PoolStore.WriterClaim claim, long claimSent) {
     epoch = claim.epoch();
     changeIds = new ChangeIds(epoch);
+    registerWriteMeters();
     group = new PoolGroup(clock, nanoTime, durable, claim.lastGeneration(),
         claim.blockedForMillis() > 0 ? clock.millis() + claim.blockedForMillis() : PoolChange.NO_TIME,
         config.maxWaiters());
     for (PoolStore.StoredPool stored : pools) {
       TokenPool pool = group.add(stored.settings(), stored.snapshot());
-      entries.put(pool.name(), new PoolEntry(stored.id(), stored.createdAt(), pool));
+      entries.put(pool.name(), new PoolEntry(stored.id(), stored.createdAt(), pool, registry));
     }
     group.limitGenerations(claim.reservedUpTo());
     batcher = new WriteBehindBatcher(store, new BatchListener(), nanoTime, durable, config.batchSize(),
@@ -224,6 +251,7 @@ public final class PoolVerticle extends VerticleBase {
       }
       batcher.tick();
     });
+    metricsTimer = vertx.setPeriodic(METRICS_REFRESH_MILLIS, id -> refreshMeters());
     TokenPool seed = group.get(TokenPool.DEFAULT);
     LOG.info("Pools ready: {} ({} tokens in all, {} active); default: {} tokens, lease TTL {}; {} acknowledgments, "
             + "writer epoch {}{}", group.poolCount(), group.pools().stream().mapToInt(TokenPool::size).sum(),
@@ -231,6 +259,28 @@ public final class PoolVerticle extends VerticleBase {
         config.ackMode().name().toLowerCase(java.util.Locale.ROOT), epoch,
         claim.blockedForMillis() > 0
             ? ", activations wait " + claim.blockedForMillis() + " ms after an unclean stop in memory mode" : "");
+  }
+
+  private void registerWriteMeters() {
+    writeMeters.add(Gauge.builder("tokens.write.backlog", this, v -> v.backlog)
+        .description("Changes waiting to be written to PostgreSQL").register(registry));
+    writeMeters.add(TimeGauge.builder("tokens.write.oldest.unwritten", this, TimeUnit.NANOSECONDS,
+        v -> v.oldestUnwrittenNanos).description("How long the oldest unwritten change has waited").register(registry));
+    batchSizes = DistributionSummary.builder("tokens.write.batch.changes").description("Changes per committed batch")
+        .serviceLevelObjectives(1, 10, 100, 1000, 10_000).register(registry);
+    commits = Timer.builder("tokens.write.commit").description("From sending a batch to its commit's answer")
+        .register(registry);
+    writeMeters.add(batchSizes);
+    writeMeters.add(commits);
+  }
+
+  /** Every second, on this loop: the figures the gauges read. */
+  private void refreshMeters() {
+    backlog = batcher.pendingChanges();
+    oldestUnwrittenNanos = batcher.oldestUnwrittenNanos();
+    for (PoolEntry entry : entries.values()) {
+      entry.meters.refresh(entry.pool);
+    }
   }
 
   /** A PATCH body on the JSON address: the fields but the pool's name. */
@@ -276,6 +326,11 @@ public final class PoolVerticle extends VerticleBase {
     if (tickTimer != -1) {
       vertx.cancelTimer(tickTimer);
     }
+    if (metricsTimer != -1) {
+      vertx.cancelTimer(metricsTimer);
+    }
+    writeMeters.forEach(registry::remove);
+    entries.values().forEach(entry -> entry.meters.remove());
     return store == null ? Future.succeededFuture() : store.close();
   }
 
@@ -517,7 +572,7 @@ public final class PoolVerticle extends VerticleBase {
 
   private PoolEntry adopt(PoolStore.StoredPool stored) {
     TokenPool pool = group.add(stored.settings(), stored.snapshot());
-    PoolEntry entry = new PoolEntry(stored.id(), stored.createdAt(), pool);
+    PoolEntry entry = new PoolEntry(stored.id(), stored.createdAt(), pool, registry);
     entries.put(pool.name(), entry);
     return entry;
   }
@@ -540,6 +595,7 @@ public final class PoolVerticle extends VerticleBase {
             return null;
           });
           entries.remove(name);
+          entry.meters.remove();
         }
         return null;
       }
@@ -650,6 +706,7 @@ public final class PoolVerticle extends VerticleBase {
               return null;
             });
             entries.remove(name);
+            entry.meters.remove();
           }
           LOG.info("Pool {} deleted ({} leases ended)", name, cleared);
           return new PoolMessages.Deleted(name, cleared);
@@ -890,6 +947,12 @@ public final class PoolVerticle extends VerticleBase {
     }
 
     @Override
+    public void written(int changes, long commitNanos) {
+      batchSizes.record(changes);
+      commits.record(commitNanos, TimeUnit.NANOSECONDS);
+    }
+
+    @Override
     public void fencedOut() {
       LOG.error("Writer epoch {} was fenced out: another instance owns the database now", epoch);
     }
@@ -909,6 +972,7 @@ public final class PoolVerticle extends VerticleBase {
       }
       if (entry != null) {
         entry.stats.committed(change);
+        entry.meters.committed(change);
       }
     }
   }

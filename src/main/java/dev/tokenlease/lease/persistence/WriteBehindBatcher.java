@@ -70,6 +70,9 @@ public final class WriteBehindBatcher {
 
     /** The generation limit to reserve with the next batch. */
     long generationsToReserve();
+
+    /** A batch of {@code changes} committed {@code commitNanos} after its attempt was sent (for metrics). */
+    default void written(int changes, long commitNanos) {}
   }
 
   /** The write certainly did not take effect. */
@@ -344,6 +347,7 @@ public final class WriteBehindBatcher {
         entry.ack = null;
       }
     }
+    listener.written(batch.changes.size(), nanoTime.getAsLong() - sentNanos);
     listener.committed(batch.changes, batch.reserve, pending.isEmpty() ? -1 : pending.peek().mark);
     releaseBarriers();
   }

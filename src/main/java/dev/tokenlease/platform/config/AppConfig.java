@@ -42,7 +42,16 @@ public record AppConfig(
     ClusterConfig cluster,
     VaultConfig vault,
     AuthConfig auth,
-    EventsConfig events) {
+    EventsConfig events,
+    TlsConfig tls) {
+
+  /**
+   * HTTPS for the listener, with HTTP/2 offered by ALPN.
+   *
+   * @param certFile the PEM certificate chain, leaf first
+   * @param keyFile the PEM private key (PKCS#8 or PKCS#1)
+   */
+  public record TlsConfig(Path certFile, Path keyFile) {}
 
   /**
    * Clustering of the event bus.
@@ -74,16 +83,25 @@ public record AppConfig(
    * @param adminClientId the bootstrap admin client, or null (then no admin exists until configured)
    * @param ratePerSecond the general limit per client (per IP when unauthenticated); 0 turns it off
    * @param oauthRatePerSecond the token endpoint's limit per client id and per IP
+   * @param publicUrl the URL callers reach the service at, the OAuth issuer (no trailing slash), or
+   *     null to derive it from each request
    */
   public record AuthConfig(boolean required, String adminClientId, String adminClientSecret, Duration tokenTtl,
-      int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst) {
+      int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst, String publicUrl) {
+    /** Without a configured public URL. */
+    public AuthConfig(boolean required, String adminClientId, String adminClientSecret, Duration tokenTtl,
+        int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst) {
+      this(required, adminClientId, adminClientSecret, tokenTtl, ratePerSecond, rateBurst, oauthRatePerSecond,
+          oauthRateBurst, null);
+    }
+
     /** Never prints the admin secret. */
     @Override
     public String toString() {
       return "AuthConfig[required=" + required + ", adminClientId=" + adminClientId + ", adminClientSecret="
           + (adminClientSecret == null ? "none" : "(secret)") + ", tokenTtl=" + tokenTtl + ", ratePerSecond="
           + ratePerSecond + ", rateBurst=" + rateBurst + ", oauthRatePerSecond=" + oauthRatePerSecond
-          + ", oauthRateBurst=" + oauthRateBurst + "]";
+          + ", oauthRateBurst=" + oauthRateBurst + ", publicUrl=" + publicUrl + "]";
     }
   }
 
@@ -111,6 +129,9 @@ public record AppConfig(
   public static final String MAX_HOLD = "TOKENS_POOL_MAX_HOLD";
   public static final String MAX_POOLS = "TOKENS_MAX_POOLS";
   public static final String MAX_WAITERS = "TOKENS_MAX_WAITERS";
+  public static final String TLS_CERT_FILE = "TOKENS_TLS_CERT_FILE";
+  public static final String PUBLIC_URL = "TOKENS_PUBLIC_URL";
+  public static final String TLS_KEY_FILE = "TOKENS_TLS_KEY_FILE";
   /** The longest an activation may wait for a token, in any pool. */
   public static final Duration LONGEST_WAIT = Duration.ofSeconds(30);
   public static final String SWEEP_INTERVAL = "TOKENS_POOL_SWEEP_INTERVAL";
@@ -149,7 +170,7 @@ public record AppConfig(
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW, MAX_LEASES_PER_USER,
-      MAX_WAIT, MAX_HOLD, MAX_POOLS, MAX_WAITERS,
+      MAX_WAIT, MAX_HOLD, MAX_POOLS, MAX_WAITERS, TLS_CERT_FILE, TLS_KEY_FILE, PUBLIC_URL,
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
@@ -197,7 +218,36 @@ public record AppConfig(
         new EventsConfig(intIn(json, EVENTS_RING, 1, 1_000_000),
             durationIn(json, EVENTS_KEEP_ALIVE, Duration.ofMillis(10), Duration.ofSeconds(25)),
             intIn(json, EVENTS_WRITE_QUEUE, 1024, 64 * 1024 * 1024),
-            intIn(json, EVENTS_MAX_CLIENTS, 1, 100_000)));
+            intIn(json, EVENTS_MAX_CLIENTS, 1, 100_000)),
+        tls(json));
+  }
+
+  /** Both files or neither; each must be a readable PEM file of the right kind. */
+  private static TlsConfig tls(JsonObject json) {
+    String cert = text(json, TLS_CERT_FILE);
+    String key = text(json, TLS_KEY_FILE);
+    if (cert == null && key == null) {
+      return null;
+    }
+    if (cert == null || key == null) {
+      throw new ConfigException((cert == null ? TLS_CERT_FILE : TLS_KEY_FILE) + ": set it too, or neither: HTTPS needs "
+          + TLS_CERT_FILE + " and " + TLS_KEY_FILE);
+    }
+    return new TlsConfig(pem(TLS_CERT_FILE, cert, "CERTIFICATE"), pem(TLS_KEY_FILE, key, "PRIVATE KEY"));
+  }
+
+  private static Path pem(String key, String file, String kind) {
+    Path path = Path.of(file);
+    String content;
+    try {
+      content = java.nio.file.Files.readString(path, java.nio.charset.StandardCharsets.US_ASCII);
+    } catch (java.io.IOException | java.io.UncheckedIOException e) {
+      throw new ConfigException(key + ": cannot read '" + file + "' (" + e.getClass().getSimpleName() + ")");
+    }
+    if (!java.util.regex.Pattern.compile("-----BEGIN [A-Z ]*" + kind + "-----").matcher(content).find()) {
+      throw new ConfigException(key + ": '" + file + "' is not a PEM file with a " + kind.toLowerCase(Locale.ROOT));
+    }
+    return path;
   }
 
   /**
@@ -279,7 +329,27 @@ public record AppConfig(
     }
     return new AuthConfig(bool(json, AUTH_REQUIRED), id, secret, ttl,
         intIn(json, RATE_LIMIT, 0, 1_000_000), intIn(json, RATE_BURST, 1, 1_000_000),
-        intIn(json, OAUTH_RATE_LIMIT, 1, 1_000_000), intIn(json, OAUTH_RATE_BURST, 1, 1_000_000));
+        intIn(json, OAUTH_RATE_LIMIT, 1, 1_000_000), intIn(json, OAUTH_RATE_BURST, 1, 1_000_000), publicUrl(json));
+  }
+
+  /** An absolute http(s) URL with no query or fragment; a trailing slash is dropped. */
+  private static String publicUrl(JsonObject json) {
+    String value = text(json, PUBLIC_URL);
+    if (value == null) {
+      return null;
+    }
+    try {
+      java.net.URI uri = new java.net.URI(value);
+      boolean web = "http".equals(uri.getScheme()) || "https".equals(uri.getScheme());
+      if (web && uri.getHost() != null && uri.getRawQuery() == null && uri.getRawFragment() == null
+          && uri.getRawUserInfo() == null) {
+        return value.endsWith("/") ? value.substring(0, value.length() - 1) : value;
+      }
+    } catch (java.net.URISyntaxException e) {
+      // reported below
+    }
+    throw new ConfigException(PUBLIC_URL + ": expected an absolute http(s) URL such as https://tokens.example.com, got '"
+        + value + "'");
   }
 
   private static boolean bool(JsonObject json, String key) {

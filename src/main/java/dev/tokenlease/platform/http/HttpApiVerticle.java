@@ -7,6 +7,8 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.net.PemKeyCertOptions;
+import dev.tokenlease.platform.config.AppConfig;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.ext.web.Route;
 import io.vertx.ext.web.Router;
@@ -27,6 +29,7 @@ public final class HttpApiVerticle extends VerticleBase {
   public static final int IDLE_TIMEOUT_SECONDS = 45;
 
   private final int port;
+  private final AppConfig.TlsConfig tls;
   private final List<ApiRoutes> apis;
   private final Map<String, ErrorShape> errorShapes;
   private Router router;
@@ -34,7 +37,13 @@ public final class HttpApiVerticle extends VerticleBase {
 
   /** @param errorShapes the error body shape of each API that does not use the seed's, by path prefix */
   public HttpApiVerticle(int port, List<ApiRoutes> apis, Map<String, ErrorShape> errorShapes) {
+    this(port, null, apis, errorShapes);
+  }
+
+  /** @param tls HTTPS with HTTP/2 by ALPN, or null for plain HTTP/1.1 */
+  public HttpApiVerticle(int port, AppConfig.TlsConfig tls, List<ApiRoutes> apis, Map<String, ErrorShape> errorShapes) {
     this.port = port;
+    this.tls = tls;
     this.apis = List.copyOf(apis);
     this.errorShapes = Map.copyOf(errorShapes);
   }
@@ -53,7 +62,13 @@ public final class HttpApiVerticle extends VerticleBase {
       router.errorHandler(status, errors.forStatus(status));
     }
     // Idle connections (half-sent requests included) are closed rather than held forever.
-    server = vertx.createHttpServer(new HttpServerOptions().setPort(port).setIdleTimeout(IDLE_TIMEOUT_SECONDS))
+    HttpServerOptions options = new HttpServerOptions().setPort(port).setIdleTimeout(IDLE_TIMEOUT_SECONDS);
+    if (tls != null) {
+      // ALPN offers h2 and http/1.1; clients without ALPN get HTTP/1.1.
+      options.setSsl(true).setUseAlpn(true).setKeyCertOptions(new PemKeyCertOptions()
+          .setCertPath(tls.certFile().toString()).setKeyPath(tls.keyFile().toString()));
+    }
+    server = vertx.createHttpServer(options)
         .requestHandler(router)
         // A request the HTTP decoder cannot read never reaches the router: its answer is written here.
         .invalidRequestHandler(request -> {
