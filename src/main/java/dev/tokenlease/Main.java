@@ -11,6 +11,16 @@ import org.slf4j.LoggerFactory;
 
 /** Reads the configuration, starts the service, and stops it cleanly on SIGTERM or Ctrl-C. */
 public final class Main {
+  static {
+    // Before the first logger: logback picks its appender from this (see logback.xml). A value
+    // that is neither is reported by the configuration check, in text.
+    String format = System.getProperty(AppConfig.LOG_FORMAT, System.getenv(AppConfig.LOG_FORMAT));
+    if ("json".equalsIgnoreCase(String.valueOf(format).trim())
+        && System.getProperty("tokens.log.appender") == null) {
+      System.setProperty("tokens.log.appender", "JSON");
+    }
+  }
+
   private static final Logger LOG = LoggerFactory.getLogger(Main.class);
 
   private Main() {}

@@ -131,6 +131,8 @@ public record AppConfig(
   public static final String MAX_WAITERS = "TOKENS_MAX_WAITERS";
   public static final String TLS_CERT_FILE = "TOKENS_TLS_CERT_FILE";
   public static final String PUBLIC_URL = "TOKENS_PUBLIC_URL";
+  /** {@code text} or {@code json}; read by {@code Main} before logging starts, checked here. */
+  public static final String LOG_FORMAT = "TOKENS_LOG_FORMAT";
   public static final String TLS_KEY_FILE = "TOKENS_TLS_KEY_FILE";
   /** The longest an activation may wait for a token, in any pool. */
   public static final Duration LONGEST_WAIT = Duration.ofSeconds(30);
@@ -170,7 +172,7 @@ public record AppConfig(
   /** Every key this record reads; the environment store copies only these. */
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW, MAX_LEASES_PER_USER,
-      MAX_WAIT, MAX_HOLD, MAX_POOLS, MAX_WAITERS, TLS_CERT_FILE, TLS_KEY_FILE, PUBLIC_URL,
+      MAX_WAIT, MAX_HOLD, MAX_POOLS, MAX_WAITERS, TLS_CERT_FILE, TLS_KEY_FILE, PUBLIC_URL, LOG_FORMAT,
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
@@ -181,6 +183,7 @@ public record AppConfig(
 
   /** Reads and checks every setting; the first bad one throws, naming its variable. */
   public static AppConfig fromJson(JsonObject json) {
+    logFormat(json);
     int instances = intIn(json, HTTP_INSTANCES, 0, 64);
     String url = text(json, PG_URL);
     if (url != null && !url.startsWith("postgresql://") && !url.startsWith("postgres://")) {
@@ -220,6 +223,13 @@ public record AppConfig(
             intIn(json, EVENTS_WRITE_QUEUE, 1024, 64 * 1024 * 1024),
             intIn(json, EVENTS_MAX_CLIENTS, 1, 100_000)),
         tls(json));
+  }
+
+  private static void logFormat(JsonObject json) {
+    String value = raw(json, LOG_FORMAT).toLowerCase(Locale.ROOT);
+    if (!value.equals("text") && !value.equals("json")) {
+      throw new ConfigException(LOG_FORMAT + ": expected 'text' or 'json', got '" + raw(json, LOG_FORMAT) + "'");
+    }
   }
 
   /** Both files or neither; each must be a readable PEM file of the right kind. */

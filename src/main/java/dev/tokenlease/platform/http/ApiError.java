@@ -47,7 +47,8 @@ public final class ApiError implements Handler<RoutingContext> {
     int code = ctx.statusCode();
     if (failure instanceof ApiException e && e.error() == ErrorCode.OUTCOME_UNKNOWN) {
       // Any status would claim an outcome nobody knows yet; no answer is the truthful one.
-      LOG.warn("Closing the connection of {} {} without an answer: {}", ctx.request().method(), ctx.request().path(),
+      LOG.warn("Closing the connection of {} {} (request {}) without an answer: {}", ctx.request().method(),
+          ctx.request().path(), RequestLog.id(ctx),
           e.getMessage());
       ctx.request().connection().close();
     } else if (failure instanceof ApiException e) {
@@ -59,7 +60,8 @@ public final class ApiError implements Handler<RoutingContext> {
     } else if (failure == null || (code >= 400 && code < 500)) {
       statusOnly(ctx, code);
     } else {
-      LOG.error("Unexpected failure on {} {}", ctx.request().method(), ctx.request().path(), failure);
+      LOG.error("Unexpected failure on {} {} (request {})", ctx.request().method(), ctx.request().path(),
+          RequestLog.id(ctx), failure);
       write(ctx, 500, new ApiException(ErrorCode.INTERNAL, "Failed to process request: " + describe(failure)));
     }
   }

@@ -51,6 +51,7 @@ public final class HttpApiVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     router = Router.router(vertx);
+    router.route().handler(new RequestLog());
     router.route().handler(new JsonBodyHandler(BODY_LIMIT));
     List<RequestInput.Declared> declared = new ArrayList<>();
     for (ApiRoutes api : apis) {

@@ -25,14 +25,22 @@ public final class RequestInput {
 
   public static void route(Router router, List<Declared> declared, HttpMethod method, String path,
       Handler<RoutingContext> handler) {
-    router.route(method, path).handler(handler);
+    router.route(method, path).handler(named(path)).handler(handler);
     declared.add(new Declared(method, path));
+  }
+
+  /** Records the route's template for the access log. */
+  private static Handler<RoutingContext> named(String path) {
+    return ctx -> {
+      ctx.put(RequestLog.ROUTE_KEY, path);
+      ctx.next();
+    };
   }
 
   /** A route whose handler runs after {@code guard} (authentication, rate limits) lets it through. */
   public static void route(Router router, List<Declared> declared, HttpMethod method, String path,
       Handler<RoutingContext> guard, Handler<RoutingContext> handler) {
-    router.route(method, path).handler(guard).handler(handler);
+    router.route(method, path).handler(named(path)).handler(guard).handler(handler);
     declared.add(new Declared(method, path));
   }
 
