@@ -545,14 +545,14 @@ public final class PoolVerticle extends VerticleBase {
         .recover(err -> {
           if (err instanceof PgException pg && "23505".equals(pg.getSqlState())) {
             // The name is taken in the database: by a create whose answer was lost, if not here.
-            return reconcile(name).compose(found -> Future.failedFuture(
+            return reconcileOrInDoubt(name).compose(found -> Future.failedFuture(
                 new ApiException(ErrorCode.CONFLICT, "Pool " + name + " already exists.")));
           }
           if (definitelyNotWritten(err)) {
             return Future.failedFuture(poolChangeFailed(err));
           }
           // The answer was lost: what the database holds says whether the pool was made.
-          return reconcile(name).compose(found -> found != null ? Future.succeededFuture(found)
+          return reconcileOrInDoubt(name).compose(found -> found != null ? Future.succeededFuture(found)
               : Future.failedFuture(poolChangeFailed(err)));
         })
         .eventually(() -> {
@@ -613,9 +613,17 @@ public final class PoolVerticle extends VerticleBase {
     });
   }
 
+  /** As {@link #reconcile}; if the database cannot be read back either, the caller hears the change is in doubt. */
+  private Future<PoolStore.StoredPool> reconcileOrInDoubt(String name) {
+    return reconcile(name).recover(err -> Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE,
+        "The database did not answer; whether the change of pool " + name + " was made is not known yet. "
+            + "Read the pool back (GET /api/pools/" + name + ") before retrying.")));
+  }
+
   /** A failure after which the change certainly did not commit: the server refused it, or it was never sent. */
   private static boolean definitelyNotWritten(Throwable err) {
-    return err instanceof PgException || err instanceof PoolStore.FencedException || err instanceof ApiException;
+    return err instanceof PgException || err instanceof PoolStore.FencedException || err instanceof ApiException
+        || err instanceof WriteBehindBatcher.NotSentException;
   }
 
   /**
@@ -654,7 +662,7 @@ public final class PoolVerticle extends VerticleBase {
         }))
         .recover(err -> definitelyNotWritten(err) ? Future.failedFuture(poolChangeFailed(err))
             // The answer was lost: the database says whether the change is in.
-            : reconcile(name).compose(found -> found != null && found.settings().equals(next) && pool.size() == target
+            : reconcileOrInDoubt(name).compose(found -> found != null && found.settings().equals(next) && pool.size() == target
                 ? Future.succeededFuture(info(entry)) : Future.failedFuture(poolChangeFailed(err))))
         .eventually(() -> {
           changing.remove(name);
@@ -691,7 +699,7 @@ public final class PoolVerticle extends VerticleBase {
         .compose(cleared -> store.deletePool(epoch, entry.id).map(cleared)
             .recover(err -> definitelyNotWritten(err) ? Future.failedFuture(err)
                 // The answer was lost: gone from the database means deleted.
-                : reconcile(name).compose(found -> found == null ? Future.succeededFuture(cleared)
+                : reconcileOrInDoubt(name).compose(found -> found == null ? Future.succeededFuture(cleared)
                     : Future.failedFuture(err))))
         .recover(err -> {
           if (entries.get(name) == entry) {

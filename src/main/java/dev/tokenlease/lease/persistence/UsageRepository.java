@@ -130,7 +130,7 @@ public final class UsageRepository implements PoolStore {
 
   @Override
   public Future<StoredPool> createPool(long epoch, PoolSettings settings, int size) {
-    return pg.withTransaction(conn -> conn.preparedQuery(Sql.INSERT_POOL).execute(settingsTuple(settings.name(), settings))
+    return poolChange(conn -> conn.preparedQuery(Sql.INSERT_POOL).execute(settingsTuple(settings.name(), settings))
         .compose(inserted -> {
           Row row = inserted.iterator().next();
           int id = row.getInteger("id");
@@ -144,7 +144,7 @@ public final class UsageRepository implements PoolStore {
   @Override
   public Future<List<PoolSnapshot.StoredToken>> updatePool(long epoch, int poolId, PoolSettings settings, int size,
       int grow) {
-    return pg.withTransaction(conn -> conn.preparedQuery(Sql.UPDATE_POOL).execute(settingsTuple(poolId, settings))
+    return poolChange(conn -> conn.preparedQuery(Sql.UPDATE_POOL).execute(settingsTuple(poolId, settings))
         .compose(updated -> grow == 0 ? Future.succeededFuture(List.<PoolSnapshot.StoredToken>of())
             : addTokens(conn, poolId, size, grow))
         .compose(tokens -> fence(conn, epoch, settings).map(v -> tokens)));
@@ -152,19 +152,99 @@ public final class UsageRepository implements PoolStore {
 
   @Override
   public Future<Void> deletePool(long epoch, int poolId) {
-    return pg.withTransaction(conn -> conn.preparedQuery(Sql.DELETE_POOL).execute(Tuple.of(poolId))
+    return poolChange(conn -> conn.preparedQuery(Sql.DELETE_POOL).execute(Tuple.of(poolId))
         .compose(deleted -> fence(conn, epoch, null)));
+  }
+
+  /**
+   * One change of the pools in one transaction, bounded in time. A server that does not answer
+   * (stalled, frozen) does not hold the caller: at the bound the change fails. Before its COMMIT is
+   * sent, that failure is certain ({@link WriteBehindBatcher.NotSentException}: the transaction is
+   * abandoned, and rolled back if the server ever answers); once the COMMIT is on its way it is in
+   * doubt (the owner then reads the pool back). Closing a pooled connection does not interrupt a
+   * statement in flight, so the bound is a race, not a close.
+   */
+  private <T> Future<T> poolChange(java.util.function.Function<SqlConnection, Future<T>> work) {
+    long timeout = poolChangeTimeoutMillis();
+    return connection(timeout)
+        .recover(err -> Future.failedFuture(new WriteBehindBatcher.NotSentException("no database connection", err)))
+        .compose(conn -> {
+          // 0 running, 1 abandoned at the bound, 2 COMMIT sent: whichever comes first decides.
+          java.util.concurrent.atomic.AtomicInteger state = new java.util.concurrent.atomic.AtomicInteger();
+          Promise<T> answer = Promise.promise();
+          long timer = vertx.setTimer(timeout, id -> {
+            String why = "the database did not answer within " + timeout + " ms";
+            answer.tryFail(state.compareAndSet(0, 1)
+                ? new WriteBehindBatcher.NotSentException(why, null) : new IllegalStateException(why));
+          });
+          conn.begin()
+              .compose(tx -> work.apply(conn)
+                  .compose(result -> state.compareAndSet(0, 2) ? tx.commit().map(result)
+                      : tx.rollback().transform(ignored -> Future.<T>failedFuture("abandoned")))
+                  .recover(err -> tx.rollback().transform(ignored -> Future.<T>failedFuture(err))))
+              .onComplete(done -> {
+                vertx.cancelTimer(timer);
+                if (done.succeeded()) {
+                  answer.tryComplete(done.result());
+                } else {
+                  answer.tryFail(done.cause());
+                }
+              })
+              .eventually(conn::close);
+          return answer.future();
+        });
+  }
+
+  /** Creating 100,000 tokens takes a second or two; a stall is many times the attempt timeout. */
+  private long poolChangeTimeoutMillis() {
+    return Math.max(2_000, attemptTimeoutMillis * 3);
+  }
+
+  /**
+   * A connection within {@code timeoutMillis}, or a failure: a server that accepts the socket but
+   * never answers the handshake (frozen) must not hold the caller forever. One that arrives late is
+   * closed at once.
+   */
+  private Future<SqlConnection> connection(long timeoutMillis) {
+    Promise<SqlConnection> bounded = Promise.promise();
+    long timer = vertx.setTimer(timeoutMillis, id -> bounded.tryFail("no database connection within " + timeoutMillis + " ms"));
+    pg.getConnection().onComplete(done -> {
+      vertx.cancelTimer(timer);
+      if (done.failed()) {
+        bounded.tryFail(done.cause());
+      } else if (!bounded.tryComplete(done.result())) {
+        done.result().close();
+      }
+    });
+    return bounded.future();
   }
 
   @Override
   public Future<StoredPool> findPool(String name) {
-    return pg.preparedQuery(Sql.FIND_POOL).execute(Tuple.of(name)).compose(rows -> {
+    Promise<StoredPool> answer = Promise.promise();
+    long timer = vertx.setTimer(attemptTimeoutMillis, id ->
+        answer.tryFail("the database did not answer within " + attemptTimeoutMillis + " ms"));
+    connection(attemptTimeoutMillis)
+        .compose(conn -> findPool(conn, name).eventually(conn::close))
+        .onComplete(done -> {
+          vertx.cancelTimer(timer);
+          if (done.succeeded()) {
+            answer.tryComplete(done.result());
+          } else {
+            answer.tryFail(done.cause());
+          }
+        });
+    return answer.future();
+  }
+
+  private Future<StoredPool> findPool(SqlConnection conn, String name) {
+    return conn.preparedQuery(Sql.FIND_POOL).execute(Tuple.of(name)).compose(rows -> {
       if (rows.size() == 0) {
         return Future.succeededFuture(null);
       }
       Row row = rows.iterator().next();
       int id = row.getInteger("id");
-      return pg.preparedQuery(Sql.POOL_TOKENS).execute(Tuple.of(id)).map(tokenRows -> {
+      return conn.preparedQuery(Sql.POOL_TOKENS).execute(Tuple.of(id)).map(tokenRows -> {
         List<PoolSnapshot.StoredToken> tokens = new ArrayList<>(tokenRows.size());
         for (Row token : tokenRows) {
           tokens.add(PoolSnapshot.StoredToken.fresh(token.getUUID("id"), token.getInteger("seq")));
