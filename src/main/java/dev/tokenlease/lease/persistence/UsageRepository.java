@@ -182,17 +182,20 @@ public final class UsageRepository implements PoolStore {
                   .compose(result -> state.compareAndSet(0, 2) ? tx.commit().map(result)
                       : tx.rollback().transform(ignored -> Future.<T>failedFuture("abandoned")))
                   .recover(err -> tx.rollback().transform(ignored -> Future.<T>failedFuture(err))))
-              .onComplete(done -> {
-                vertx.cancelTimer(timer);
-                if (done.succeeded()) {
-                  answer.tryComplete(done.result());
-                } else {
-                  answer.tryFail(done.cause());
-                }
-              })
+              .onComplete(done -> settle(answer, timer, done))
               .eventually(conn::close);
           return answer.future();
         });
+  }
+
+  /** Completes a bounded answer with the work's outcome, unless its bound came first. */
+  private <T> void settle(Promise<T> answer, long timer, io.vertx.core.AsyncResult<T> done) {
+    vertx.cancelTimer(timer);
+    if (done.succeeded()) {
+      answer.tryComplete(done.result());
+    } else {
+      answer.tryFail(done.cause());
+    }
   }
 
   /** Creating 100,000 tokens takes a second or two; a stall is many times the attempt timeout. */
@@ -226,14 +229,7 @@ public final class UsageRepository implements PoolStore {
         answer.tryFail("the database did not answer within " + attemptTimeoutMillis + " ms"));
     connection(attemptTimeoutMillis)
         .compose(conn -> findPool(conn, name).eventually(conn::close))
-        .onComplete(done -> {
-          vertx.cancelTimer(timer);
-          if (done.succeeded()) {
-            answer.tryComplete(done.result());
-          } else {
-            answer.tryFail(done.cause());
-          }
-        });
+        .onComplete(done -> settle(answer, timer, done));
     return answer.future();
   }
 
