@@ -2,31 +2,32 @@ package dev.tokenlease.lease.bus;
 
 import dev.tokenlease.lease.core.EndReason;
 import dev.tokenlease.lease.core.PoolChange;
+import dev.tokenlease.lease.core.PoolStats;
 import dev.tokenlease.lease.core.TokenPool;
-import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import java.util.ArrayList;
-import java.util.EnumMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
  * One pool's meters, labelled with the pool's name only (bounded by {@code TOKENS_MAX_POOLS}; never a
- * user or token id). Counters of leases and the hold-time histogram count committed changes, as the
- * stats endpoint does; occupancy and refusals are read from figures the owner refreshes every second
- * on its event loop (the scrape runs elsewhere, so it reads those, never the pool itself).
+ * user or token id). The hold-time histogram records committed changes; occupancy, refusals and the
+ * lease counters are the pool's own figures and its {@link PoolStats}, copied every second on the
+ * owner's event loop (the scrape runs elsewhere, so it reads those copies, never the pool itself).
  */
 final class PoolMeters {
+  private static final String LEASES = "Leases granted and ended, by how, from committed changes";
+
   private final MeterRegistry registry;
   private final List<Meter> meters = new ArrayList<>();
-  private final Counter granted;
-  private final Map<EndReason, Counter> ended = new EnumMap<>(EndReason.class);
   private final Timer hold;
+  private volatile long granted;
+  /** Leases ended so far, by {@link EndReason#ordinal()}; replaced whole at each refresh. */
+  private volatile long[] ended = new long[EndReason.values().length];
   private volatile int size;
   private volatile int active;
   private volatile int available;
@@ -48,34 +49,32 @@ final class PoolMeters {
         .description("Activations refused at once because the pool was full").register(registry));
     meters.add(FunctionCounter.builder("tokens.pool.waits.timed.out", this, m -> m.timedOut).tag("pool", pool)
         .description("Waits for a token that ran out").register(registry));
-    granted = Counter.builder("tokens.pool.leases").tag("pool", pool).tag("event", "granted")
-        .description("Leases granted and ended, by how, from committed changes").register(registry);
-    meters.add(granted);
+    meters.add(FunctionCounter.builder("tokens.pool.leases", this, m -> m.granted).tag("pool", pool)
+        .tag("event", "granted").description(LEASES).register(registry));
     for (EndReason reason : EndReason.values()) {
-      Counter counter = Counter.builder("tokens.pool.leases").tag("pool", pool).tag("event", reason.wireName())
-          .description("Leases granted and ended, by how, from committed changes").register(registry);
-      ended.put(reason, counter);
-      meters.add(counter);
+      meters.add(FunctionCounter.builder("tokens.pool.leases", this, m -> m.ended[reason.ordinal()]).tag("pool", pool)
+          .tag("event", reason.wireName()).description(LEASES).register(registry));
     }
     hold = Timer.builder("tokens.pool.lease.hold").tag("pool", pool)
         .description("How long ended leases were held").register(registry);
     meters.add(hold);
   }
 
-  /** Counts a committed change (any thread may scrape meanwhile). */
+  /** Records a committed change's hold time if it ended a lease (any thread may scrape meanwhile). */
   void committed(PoolChange change) {
-    switch (change.kind()) {
-      case GRANTED -> granted.increment();
-      case RENEWED -> { }
-      case ENDED -> {
-        ended.get(change.endReason()).increment();
-        hold.record(Math.max(0, change.endedAtMillis() - change.startedAtMillis()), TimeUnit.MILLISECONDS);
-      }
+    if (change.kind() == PoolChange.Kind.ENDED) {
+      hold.record(Math.max(0, change.endedAtMillis() - change.startedAtMillis()), TimeUnit.MILLISECONDS);
     }
   }
 
   /** Takes the pool's figures now; on the owner's event loop. */
-  void refresh(TokenPool pool) {
+  void refresh(TokenPool pool, PoolStats stats) {
+    long[] counts = new long[EndReason.values().length];
+    for (EndReason reason : EndReason.values()) {
+      counts[reason.ordinal()] = stats.ended(reason);
+    }
+    ended = counts;
+    granted = stats.granted();
     size = pool.size();
     active = pool.activeCount();
     available = pool.availableCount();

@@ -128,7 +128,7 @@ public final class PoolVerticle extends VerticleBase {
       this.createdAt = createdAt;
       this.pool = pool;
       this.meters = new PoolMeters(registry, pool.name());
-      meters.refresh(pool);
+      meters.refresh(pool, stats);
     }
   }
 
@@ -212,7 +212,7 @@ public final class PoolVerticle extends VerticleBase {
         config.ackTimeout().toNanos(), config.maxLag().toNanos(), config.flushInterval().toNanos(),
         claim.epoch(), claim.lastBatch(), claimSent);
     // Leases that ran out while the service was down: closed from the snapshot, nothing to undo.
-    write(group.drainChanges(), null, durable ? group.undoMark() : -1);
+    settle(durable ? group.undoMark() : -1);
     serve(PoolAddresses.ACTIVATE, PoolAddresses.JSON_ACTIVATE, PoolMessages::activate, this::activate, PoolJson::grant);
     serve(PoolAddresses.RELEASE, PoolAddresses.JSON_RELEASE, PoolMessages::release, this::release, PoolJson::lease);
     serve(PoolAddresses.RENEW, PoolAddresses.JSON_RENEW, PoolMessages::renew, this::renew, PoolJson::lease);
@@ -279,7 +279,7 @@ public final class PoolVerticle extends VerticleBase {
     backlog = batcher.pendingChanges();
     oldestUnwrittenNanos = batcher.oldestUnwrittenNanos();
     for (PoolEntry entry : entries.values()) {
-      entry.meters.refresh(entry.pool);
+      entry.meters.refresh(entry.pool, entry.stats);
     }
   }
 
@@ -920,12 +920,6 @@ public final class PoolVerticle extends VerticleBase {
         caller.fail(answerFor(done.cause()));
       }
     });
-  }
-
-  private void write(List<PoolChange> changes, Promise<Void> committed, long mark) {
-    if (!changes.isEmpty()) {
-      batcher.add(changes, mark, committed);
-    }
   }
 
   /** What the batcher tells the pool; runs on this verticle's event loop. */

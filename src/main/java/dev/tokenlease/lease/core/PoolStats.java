@@ -44,6 +44,22 @@ public final class PoolStats {
     }
   }
 
+  /** Leases granted since start (committed). */
+  public long granted() {
+    return granted;
+  }
+
+  /** Leases that ended so since start (committed). */
+  public long ended(EndReason reason) {
+    return switch (reason) {
+      case RELEASED -> released;
+      case EXPIRED -> expired;
+      case EVICTED -> evicted;
+      case CLEARED -> cleared;
+      case REVOKED -> revoked;
+    };
+  }
+
   /** Records how long an activation waited for a token before it was granted one or refused. */
   public void waited(long millis) {
     wait.recordValue(Math.max(0, Math.min(millis, wait.getHighestTrackableValue())));

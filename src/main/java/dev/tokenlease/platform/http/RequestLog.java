@@ -38,19 +38,29 @@ public final class RequestLog implements Handler<RoutingContext> {
         return;
       }
       String route = ctx.get(ROUTE_KEY);
+      if (route == null) {
+        route = "-";
+      }
       int status = ctx.response().getStatusCode();
-      double millis = (System.nanoTime() - started) / 1e6;
       String method = ctx.request().method().name();
+      String millis = millis(System.nanoTime() - started);
       ACCESS.atInfo()
           .addKeyValue("request_id", id)
           .addKeyValue("method", method)
-          .addKeyValue("route", route == null ? "-" : route)
+          .addKeyValue("route", route)
           .addKeyValue("status", status)
-          .addKeyValue("duration_ms", Math.round(millis * 1000) / 1000.0)
-          .log("{} {} {} {} ms request {}{}", method, route == null ? "-" : route, status,
-              String.format(java.util.Locale.ROOT, "%.3f", millis), id, done.succeeded() ? "" : " (connection closed)");
+          .addKeyValue("duration_ms", millis)
+          .log("{} {} {} {} ms request {}{}", method, route, status, millis, id,
+              done.succeeded() ? "" : " (connection closed)");
     });
     ctx.next();
+  }
+
+  /** Milliseconds with three decimals, without the cost of a formatter on every request. */
+  static String millis(long nanos) {
+    long micros = Math.max(0, nanos / 1000);
+    long fraction = micros % 1000;
+    return (micros / 1000) + (fraction < 10 ? ".00" : fraction < 100 ? ".0" : ".") + fraction;
   }
 
   /** The id of the request being handled, or "-". */

@@ -11,7 +11,6 @@ import io.vertx.micrometer.MicrometerMetricsFactory;
 import io.vertx.micrometer.MicrometerMetricsOptions;
 import io.vertx.core.spi.VertxMetricsFactory;
 import io.vertx.core.metrics.MetricsOptions;
-import java.time.Duration;
 
 /**
  * The process's metrics: one Prometheus registry that Vert.x reports into (HTTP server requests by
@@ -56,8 +55,4 @@ public final class Metrics {
     return registry.scrape();
   }
 
-  /** Seconds, as Prometheus wants durations. */
-  public static double seconds(Duration duration) {
-    return duration.toNanos() / 1e9;
-  }
 }
