@@ -618,6 +618,9 @@ class ApiAnswersTest {
     assertThat(scraped.raw()).contains("tokens_pool_size{pool=\"default\"}");
     JsonObject metadata = expect(200, call("GET", "/.well-known/oauth-authorization-server", null));
     assertThat(metadata.getString("token_endpoint")).isEqualTo(metadata.getString("issuer") + "/oauth/token");
+    Http.Response jwks = call("GET", "/oauth/jwks", null);
+    assertThat(jwks.status()).isEqualTo(200);
+    assertThat(new JsonObject(jwks.raw()).getJsonArray("keys")).isEmpty(); // opaque tokens here
     expect(200, call("GET", "/health/live", null));
     expect(200, call("GET", "/health/ready", null));
   }

@@ -18,6 +18,9 @@ public final class Auth {
   private final RateLimiter general;
   private final RateLimiter oauth;
   private final String node = java.util.UUID.randomUUID().toString();
+  /** The JWT verification keys as a JWK Set document (RFC 7517), kept current by {@link AuthVerticle}. */
+  private volatile io.vertx.core.buffer.Buffer publishedKeys = new io.vertx.core.json.JsonObject()
+      .put("keys", new io.vertx.core.json.JsonArray()).toBuffer();
 
   public Auth(AuthConfig config, Clock clock) {
     this.config = config;
@@ -46,6 +49,15 @@ public final class Auth {
   /** The token endpoint's limit, per client id and per IP, against secret guessing. */
   public RateLimiter oauth() {
     return oauth;
+  }
+
+  /** The public keys that verify this service's JWT access tokens, as served at the JWKS endpoint. */
+  public io.vertx.core.buffer.Buffer publishedKeys() {
+    return publishedKeys;
+  }
+
+  void publishKeys(io.vertx.core.json.JsonObject jwks) {
+    publishedKeys = jwks.toBuffer();
   }
 
   /** This process's id in published changes. */

@@ -23,8 +23,8 @@ final class AuthClient {
     return LocalBus.request(bus, AuthMessages.AUTHENTICATE, new AuthMessages.Authenticate(clientId, secret, alternative));
   }
 
-  Future<AuthService.Issued> issue(Client client, List<String> scopes) {
-    return LocalBus.request(bus, AuthMessages.ISSUE, new AuthMessages.Issue(client, scopes));
+  Future<AuthService.Issued> issue(Client client, List<String> scopes, String issuer) {
+    return LocalBus.request(bus, AuthMessages.ISSUE, new AuthMessages.Issue(client, scopes, issuer));
   }
 
   Future<Void> revoke(Client caller, String token) {

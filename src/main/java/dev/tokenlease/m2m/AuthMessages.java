@@ -25,7 +25,8 @@ final class AuthMessages {
 
   record Authenticate(String clientId, String secret, String alternative) {}
 
-  record Issue(Client client, List<String> scopes) {}
+  /** {@code issuer}: the {@code iss} of a JWT access token (the public URL, or as the request named this service). */
+  record Issue(Client client, List<String> scopes, String issuer) {}
 
   record Revoke(Client caller, String token) {}
 

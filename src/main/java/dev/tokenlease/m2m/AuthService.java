@@ -36,11 +36,13 @@ final class AuthService {
   private final Auth auth;
   private final AuthStore store;
   private final EventBus bus;
+  private final SigningKeys keys;
 
-  AuthService(Auth auth, AuthStore store, EventBus bus) {
+  AuthService(Auth auth, AuthStore store, EventBus bus, SigningKeys keys) {
     this.auth = auth;
     this.store = store;
     this.bus = bus;
+    this.keys = keys;
   }
 
   Instant now() {
@@ -71,12 +73,28 @@ final class AuthService {
     });
   }
 
-  Future<Issued> issue(Client client, List<String> scopes) {
+  /**
+   * A new access token for the client: opaque (256 random bits), or with
+   * {@code TOKENS_M2M_TOKEN_FORMAT=jwt} a JWT signed for {@code issuer}. Either way it is stored and
+   * checked by the hash of its value, so revocation and introspection work the same for both.
+   */
+  Future<Issued> issue(Client client, List<String> scopes, String issuer) {
     Instant now = now();
-    String value = Secrets.generate();
+    UUID id = UUID.randomUUID();
+    Instant expiresAt = now.plus(auth.config().tokenTtl());
+    String value;
+    if (auth.config().jwt().enabled()) {
+      try {
+        value = keys.sign(new StoredToken(id, null, client.clientId(), client.tenantId(), scopes, now, expiresAt), issuer);
+      } catch (RuntimeException e) {
+        return Future.failedFuture(e);
+      }
+    } else {
+      value = Secrets.generate();
+    }
     byte[] hash = Secrets.hash(value);
-    StoredToken token = new StoredToken(UUID.randomUUID(), Secrets.hex(hash), client.clientId(), client.tenantId(),
-        scopes, now, now.plus(auth.config().tokenTtl()));
+    StoredToken token = new StoredToken(id, Secrets.hex(hash), client.clientId(), client.tenantId(), scopes, now,
+        expiresAt);
     return store.insertToken(token, hash, MAX_LIVE_TOKENS_PER_CLIENT).compose(evicted -> {
       if (evicted == null) {
         // Deleted between authentication and issue.

@@ -31,6 +31,8 @@ public final class AuthVerticle extends VerticleBase {
   private MessageConsumer<JsonObject> changes;
   private final List<MessageConsumer<?>> operations = new ArrayList<>();
   private long timer = -1;
+  private long keyTimer = -1;
+  private boolean refreshing;
 
   public AuthVerticle(Auth auth, PgConnectOptions connectOptions) {
     this.auth = auth;
@@ -41,7 +43,8 @@ public final class AuthVerticle extends VerticleBase {
   public Future<?> start() {
     pg = SharedPool.handle(vertx, connectOptions);
     AuthStore store = new AuthStore(pg);
-    AuthService service = new AuthService(auth, store, vertx.eventBus());
+    SigningKeys keys = new SigningKeys(auth.config().jwt(), auth.config().tokenTtl(), pg);
+    AuthService service = new AuthService(auth, store, vertx.eventBus(), keys);
     changes = vertx.eventBus().consumer(AuthService.CHANGES, message -> service.apply(message.body()));
     AuthMessages.registerCodecs(vertx.eventBus());
     Instant now = auth.clock().instant();
@@ -60,7 +63,22 @@ public final class AuthVerticle extends VerticleBase {
     } else {
       LOG.info("No bootstrap admin client configured (TOKENS_ADMIN_CLIENT_ID / TOKENS_ADMIN_CLIENT_SECRET unset)");
     }
-    return bootstrap.compose(v -> changes.completion()).compose(v -> store.loadLive(now)).map(live -> {
+    Future<Void> signing = keys.maintain(now).compose(jwks -> {
+      auth.publishKeys(jwks);
+      if (auth.config().jwt().enabled() && !keys.canSign(now)) {
+        return Future.failedFuture(new IllegalStateException("TOKENS_M2M_TOKEN_FORMAT=jwt: the active signing key "
+            + "cannot be opened (sealed with a vault key that the configured keyset lacks?)"));
+      }
+      if (auth.config().jwt().enabled()) {
+        LOG.info("Access tokens are JWTs (RFC 9068), signed with {} keys rotated every {}; private keys are {}",
+            SigningKeys.ALGORITHM, auth.config().jwt().keyRotation(), auth.config().jwt().sealingKeysetJson() != null
+                ? "sealed with the vault keyset" : "kept unsealed in the database (set TOKENS_VAULT_KEYSET_FILE to seal them)");
+      }
+      // With opaque tokens too: keys made while JWTs were issued stay published until their tokens expire.
+      keyTimer = vertx.setPeriodic(keys.period().toMillis(), id -> refreshKeys(keys));
+      return Future.succeededFuture();
+    });
+    return bootstrap.compose(v -> signing).compose(v -> changes.completion()).compose(v -> store.loadLive(now)).map(live -> {
       live.forEach(token -> auth.tokens().put(token.hashHex(), token.principal()));
       serve(service);
       timer = vertx.setPeriodic(HOUSEKEEPING_MS, id -> housekeeping());
@@ -73,7 +91,7 @@ public final class AuthVerticle extends VerticleBase {
   /** Starts answering the routes' requests, once the live tokens are known. */
   private void serve(AuthService service) {
     serve(AuthMessages.AUTHENTICATE, (AuthMessages.Authenticate r) -> service.authenticate(r.clientId(), r.secret(), r.alternative()));
-    serve(AuthMessages.ISSUE, (AuthMessages.Issue r) -> service.issue(r.client(), r.scopes()));
+    serve(AuthMessages.ISSUE, (AuthMessages.Issue r) -> service.issue(r.client(), r.scopes(), r.issuer()));
     serve(AuthMessages.REVOKE, (AuthMessages.Revoke r) -> service.revoke(r.caller(), r.token()));
     serve(AuthMessages.INTROSPECT, (AuthMessages.Introspect r) -> Future.succeededFuture(service.introspect(r.caller(), r.token())));
     serve(AuthMessages.REGISTER, (AuthMessages.Register r) -> service.register(r.name(), r.tenantId(), r.scopes(), r.actor()));
@@ -89,6 +107,22 @@ public final class AuthVerticle extends VerticleBase {
     operations.add(LocalBus.serve(vertx.eventBus(), address, handler));
   }
 
+  /** Keeps the signing keys current; a failure leaves the loaded keys in use and is retried next period. */
+  private void refreshKeys(SigningKeys keys) {
+    if (refreshing) {
+      return;
+    }
+    refreshing = true;
+    keys.maintain(auth.clock().instant()).onComplete(result -> {
+      refreshing = false;
+      if (result.succeeded()) {
+        auth.publishKeys(result.result());
+      } else {
+        LOG.warn("JWT signing keys could not be refreshed: {}", result.cause().getMessage());
+      }
+    });
+  }
+
   private void housekeeping() {
     auth.tokens().purgeExpired(auth.clock().instant());
     auth.general().sweep();
@@ -99,6 +133,9 @@ public final class AuthVerticle extends VerticleBase {
   public Future<?> stop() {
     if (timer >= 0) {
       vertx.cancelTimer(timer);
+    }
+    if (keyTimer >= 0) {
+      vertx.cancelTimer(keyTimer);
     }
     List<Future<Void>> unregistering = new ArrayList<>();
     operations.forEach(consumer -> unregistering.add(consumer.unregister()));

@@ -15,7 +15,8 @@ import io.vertx.ext.web.RoutingContext;
  * for requests without a valid token.
  */
 public final class Guard {
-  private static final int MAX_TOKEN_LENGTH = 512;
+  /** Room for a JWT access token with many scopes; an opaque one is 43 characters. */
+  private static final int MAX_TOKEN_LENGTH = 4096;
   private static final java.util.regex.Pattern TOKEN68 = java.util.regex.Pattern.compile("[A-Za-z0-9\\-._~+/]+=*");
 
   private final Auth auth;

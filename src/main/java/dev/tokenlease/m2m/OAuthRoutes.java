@@ -44,6 +44,8 @@ public final class OAuthRoutes {
   /** Where these routes live; errors under it take {@link #ERRORS}' shape. */
   public static final String PREFIX = "/oauth";
   public static final String METADATA_PATH = "/.well-known/oauth-authorization-server";
+  /** The JWK Set (RFC 7517) that verifies JWT access tokens; named as {@code jwks_uri} in the metadata. */
+  public static final String JWKS_PATH = "/oauth/jwks";
   /** A Host header as a browser or library sends it: a DNS name, IPv4 or bracketed IPv6, and a port. */
   private static final java.util.regex.Pattern HOST =
       java.util.regex.Pattern.compile("(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\\[[0-9A-Fa-f:.]{2,45}\\])(?::[0-9]{1,5})?");
@@ -89,22 +91,45 @@ public final class OAuthRoutes {
     RequestInput.route(router, declared, HttpMethod.POST, "/oauth/revoke", this::revoke);
     RequestInput.route(router, declared, HttpMethod.POST, "/oauth/introspect", this::introspect);
     RequestInput.route(router, declared, HttpMethod.GET, METADATA_PATH, this::metadata);
+    RequestInput.route(router, declared, HttpMethod.GET, JWKS_PATH, this::jwks);
+  }
+
+  /**
+   * The public keys of JWT access tokens: the signing key, its announced successor, and retired
+   * keys whose tokens may still be live. Empty while tokens are opaque and no key was ever made.
+   */
+  private void jwks(RoutingContext ctx) {
+    // Short enough that a verifier's cached copy holds a successor before it signs.
+    long maxAge = Math.min(300, Math.max(0, auth.config().jwt().keyRotation().toSeconds() / 8));
+    ctx.response().putHeader(HttpHeaders.CONTENT_TYPE, "application/jwk-set+json")
+        .putHeader(HttpHeaders.CACHE_CONTROL, "public, max-age=" + maxAge)
+        .end(auth.publishedKeys());
+  }
+
+  /**
+   * The issuer: {@code TOKENS_PUBLIC_URL}, else this request's scheme and Host (which a client
+   * controls: set the public URL wherever the answer must be trusted); null for a malformed Host.
+   */
+  private String issuer(RoutingContext ctx) {
+    String issuer = auth.config().publicUrl();
+    if (issuer != null) {
+      return issuer;
+    }
+    String host = ctx.request().getHeader(HttpHeaders.HOST);
+    if (host == null || !HOST.matcher(host).matches()) {
+      return null;
+    }
+    return (ctx.request().isSSL() ? "https" : "http") + "://" + host.toLowerCase(java.util.Locale.ROOT);
   }
 
   /**
    * RFC 8414 authorization server metadata, so that OAuth libraries find the endpoints by discovery.
-   * The issuer is {@code TOKENS_PUBLIC_URL}, else this request's scheme and Host (which a client
-   * controls: set the public URL wherever the answer must be trusted).
    */
   private void metadata(RoutingContext ctx) {
-    String issuer = auth.config().publicUrl();
+    String issuer = issuer(ctx);
     if (issuer == null) {
-      String host = ctx.request().getHeader(io.vertx.core.http.HttpHeaders.HOST);
-      if (host == null || !HOST.matcher(host).matches()) {
-        ctx.fail(new ApiException(ErrorCode.BAD_REQUEST, "Invalid Host header."));
-        return;
-      }
-      issuer = (ctx.request().isSSL() ? "https" : "http") + "://" + host.toLowerCase(java.util.Locale.ROOT);
+      ctx.fail(new ApiException(ErrorCode.BAD_REQUEST, "Invalid Host header."));
+      return;
     }
     List<String> methods = List.of("client_secret_basic", "client_secret_post");
     JsonObject body = new JsonObject()
@@ -112,6 +137,7 @@ public final class OAuthRoutes {
         .put("token_endpoint", issuer + "/oauth/token")
         .put("revocation_endpoint", issuer + "/oauth/revoke")
         .put("introspection_endpoint", issuer + "/oauth/introspect")
+        .put("jwks_uri", issuer + JWKS_PATH)
         .put("grant_types_supported", new io.vertx.core.json.JsonArray().add("client_credentials"))
         // No authorization endpoint, so no response type: clients get tokens only with their own credentials.
         .put("response_types_supported", new io.vertx.core.json.JsonArray())
@@ -136,9 +162,14 @@ public final class OAuthRoutes {
         throw oauthError(400, "unsupported_grant_type", "Only grant_type=client_credentials is supported.");
       }
       String requested = form.get("scope");
+      // A JWT names its issuer; an opaque token needs none (and then the Host is not judged here).
+      String issuer = auth.config().jwt().enabled() ? issuer(ctx) : null;
+      if (auth.config().jwt().enabled() && issuer == null) {
+        throw oauthError(400, "invalid_request", "Invalid Host header.");
+      }
       return authenticated(credentials).compose(client -> {
         List<String> scopes = scopes(requested, client);
-        return service.issue(client, scopes).map(issued -> new JsonObject()
+        return service.issue(client, scopes, issuer).map(issued -> new JsonObject()
             .put("access_token", issued.accessToken())
             .put("token_type", "Bearer")
             .put("expires_in", auth.config().tokenTtl().toSeconds())

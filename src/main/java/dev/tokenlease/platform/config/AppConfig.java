@@ -87,12 +87,12 @@ public record AppConfig(
    *     null to derive it from each request
    */
   public record AuthConfig(boolean required, String adminClientId, String adminClientSecret, Duration tokenTtl,
-      int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst, String publicUrl) {
-    /** Without a configured public URL. */
+      int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst, String publicUrl, JwtConfig jwt) {
+    /** Without a configured public URL, with opaque tokens. */
     public AuthConfig(boolean required, String adminClientId, String adminClientSecret, Duration tokenTtl,
         int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst) {
       this(required, adminClientId, adminClientSecret, tokenTtl, ratePerSecond, rateBurst, oauthRatePerSecond,
-          oauthRateBurst, null);
+          oauthRateBurst, null, new JwtConfig(false, Duration.ofDays(30), null, null));
     }
 
     /** Never prints the admin secret. */
@@ -101,7 +101,25 @@ public record AppConfig(
       return "AuthConfig[required=" + required + ", adminClientId=" + adminClientId + ", adminClientSecret="
           + (adminClientSecret == null ? "none" : "(secret)") + ", tokenTtl=" + tokenTtl + ", ratePerSecond="
           + ratePerSecond + ", rateBurst=" + rateBurst + ", oauthRatePerSecond=" + oauthRatePerSecond
-          + ", oauthRateBurst=" + oauthRateBurst + ", publicUrl=" + publicUrl + "]";
+          + ", oauthRateBurst=" + oauthRateBurst + ", publicUrl=" + publicUrl + ", jwt=" + jwt + "]";
+    }
+  }
+
+  /**
+   * JWT access tokens (RFC 9068) instead of opaque ones.
+   *
+   * @param enabled whether {@code POST /oauth/token} issues signed JWTs ({@code TOKENS_M2M_TOKEN_FORMAT=jwt})
+   * @param keyRotation how long one signing key signs before its successor takes over
+   * @param audience the {@code aud} claim, or null for the issuer (this service is the resource server)
+   * @param sealingKeysetJson the vault's Tink keyset, which seals the private keys kept in the
+   *     database, or null (then they are kept unsealed, and start-up says so)
+   */
+  public record JwtConfig(boolean enabled, Duration keyRotation, String audience, String sealingKeysetJson) {
+    /** Never prints the keyset. */
+    @Override
+    public String toString() {
+      return "JwtConfig[enabled=" + enabled + ", keyRotation=" + keyRotation + ", audience=" + audience
+          + ", sealed=" + (sealingKeysetJson != null) + "]";
     }
   }
 
@@ -158,6 +176,10 @@ public record AppConfig(
   public static final String ADMIN_CLIENT_ID = "TOKENS_ADMIN_CLIENT_ID";
   public static final String ADMIN_CLIENT_SECRET = "TOKENS_ADMIN_CLIENT_SECRET";
   public static final String M2M_TOKEN_TTL = "TOKENS_M2M_TOKEN_TTL";
+  /** {@code opaque} (the default) or {@code jwt} (RFC 9068 access tokens, verifiable offline). */
+  public static final String M2M_TOKEN_FORMAT = "TOKENS_M2M_TOKEN_FORMAT";
+  public static final String M2M_JWT_KEY_ROTATION = "TOKENS_M2M_JWT_KEY_ROTATION";
+  public static final String M2M_JWT_AUDIENCE = "TOKENS_M2M_JWT_AUDIENCE";
   public static final String RATE_LIMIT = "TOKENS_RATE_LIMIT_PER_SECOND";
   public static final String RATE_BURST = "TOKENS_RATE_LIMIT_BURST";
   public static final String OAUTH_RATE_LIMIT = "TOKENS_OAUTH_RATE_LIMIT_PER_SECOND";
@@ -176,7 +198,8 @@ public record AppConfig(
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
-      AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, RATE_LIMIT, RATE_BURST, OAUTH_RATE_LIMIT,
+      AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, M2M_TOKEN_FORMAT, M2M_JWT_KEY_ROTATION,
+      M2M_JWT_AUDIENCE, RATE_LIMIT, RATE_BURST, OAUTH_RATE_LIMIT,
       OAUTH_RATE_BURST, EVENTS_RING, EVENTS_KEEP_ALIVE, EVENTS_WRITE_QUEUE, EVENTS_MAX_CLIENTS);
 
   static final int MAX_POOL_SIZE = 10_000_000;
@@ -339,7 +362,22 @@ public record AppConfig(
     }
     return new AuthConfig(bool(json, AUTH_REQUIRED), id, secret, ttl,
         intIn(json, RATE_LIMIT, 0, 1_000_000), intIn(json, RATE_BURST, 1, 1_000_000),
-        intIn(json, OAUTH_RATE_LIMIT, 1, 1_000_000), intIn(json, OAUTH_RATE_BURST, 1, 1_000_000), publicUrl(json));
+        intIn(json, OAUTH_RATE_LIMIT, 1, 1_000_000), intIn(json, OAUTH_RATE_BURST, 1, 1_000_000), publicUrl(json),
+        jwt(json));
+  }
+
+  private static JwtConfig jwt(JsonObject json) {
+    String format = raw(json, M2M_TOKEN_FORMAT).toLowerCase(Locale.ROOT);
+    if (!format.equals("opaque") && !format.equals("jwt")) {
+      throw new ConfigException(M2M_TOKEN_FORMAT + ": expected 'opaque' or 'jwt', got '" + raw(json, M2M_TOKEN_FORMAT) + "'");
+    }
+    Duration rotation = durationIn(json, M2M_JWT_KEY_ROTATION, Duration.ofSeconds(2), Duration.ofDays(366));
+    String audience = text(json, M2M_JWT_AUDIENCE);
+    if (audience != null && !audience.matches("[\\x21-\\x7e]{1,256}")) {
+      throw new ConfigException(M2M_JWT_AUDIENCE + ": expected 1 to 256 printable characters without spaces, got '"
+          + audience + "'");
+    }
+    return new JwtConfig(format.equals("jwt"), rotation, audience, keyset(json));
   }
 
   /** An absolute http(s) URL with no query or fragment; a trailing slash is dropped. */
