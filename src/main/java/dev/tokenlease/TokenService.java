@@ -10,6 +10,7 @@ import dev.tokenlease.m2m.AuthVerticle;
 import dev.tokenlease.m2m.Guard;
 import dev.tokenlease.m2m.M2mRoutes;
 import dev.tokenlease.m2m.OAuthRoutes;
+import dev.tokenlease.ops.DashboardRoutes;
 import dev.tokenlease.ops.OpsRoutes;
 import dev.tokenlease.platform.ClusterSupport;
 import dev.tokenlease.platform.metrics.Metrics;
@@ -117,6 +118,7 @@ public final class TokenService implements AutoCloseable {
         (vx, router, declared) -> new CredentialRoutes(vx.eventBus(), declared, guard).mount(router),
         (vx, router, declared) -> new OAuthRoutes(auth, vx.eventBus(), declared).mount(router),
         (vx, router, declared) -> new M2mRoutes(auth, vx.eventBus(), declared, guard).mount(router),
+        (vx, router, declared) -> new DashboardRoutes(vx, declared).mount(router),
         docs);
   }
 

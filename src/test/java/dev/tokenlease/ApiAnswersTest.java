@@ -636,6 +636,25 @@ class ApiAnswersTest {
   }
 
   @Test
+  @Order(12)
+  @DisplayName("the dashboard: the page and its files are open, though every call it makes needs a token")
+  void dashboard() {
+    Http.Response page = call("GET", "/dashboard", null);
+    expect(200, page);
+    assertThat(page.raw()).contains("<script type=\"module\" src=\"/dashboard/dashboard.js\"></script>");
+    String policy = page.headers().firstValue("Content-Security-Policy").orElseThrow();
+    assertThat(policy).contains("default-src 'none'", "script-src 'self'", "connect-src 'self'").doesNotContain("unsafe");
+    assertThat(page.headers().firstValue("Cache-Control")).hasValue("no-cache");
+    Http.Response script = call("GET", "/dashboard/dashboard.js", null);
+    expect(200, script);
+    assertThat(script.contentType()).startsWith("text/javascript");
+    assertThat(script.headers().firstValue("Content-Security-Policy")).hasValue(policy);
+    expect(200, call("GET", "/dashboard/dashboard.css", null));
+    expect(200, call("GET", "/dashboard/icon.svg", null));
+    expect(404, call("GET", "/dashboard/no-such-file.js", null));
+  }
+
+  @Test
   @Order(13)
   @DisplayName("every operation of the document was answered and checked above")
   void everyOperationChecked() {
