@@ -200,7 +200,8 @@ async function onEvent(event) {
     return;
   }
   const now = Date.now();
-  if (applyChange(state.pools, change) === "unknown") {
+  // A pool not shown yet is new (unless the page already shows as many as it may), a token not known one the pool grew by.
+  if (applyChange(state.pools, change) === "unknown" && (state.pools.has(change.pool) || !state.morePools)) {
     reload().then(queueRender, handleFailure);
   }
   state.feed.addChange(change, now);
@@ -272,7 +273,10 @@ function buildPools() {
       cell.type = "button";
       cell.className = "cell free";
       cell.dataset.token = token.id;
-      const show = () => { detail.textContent = describeCell(pool, token.id); };
+      const show = () => {
+        pool.shown = token.id;
+        detail.textContent = describeCell(pool, token.id);
+      };
       cell.addEventListener("mouseenter", show);
       cell.addEventListener("focus", show);
       cell.addEventListener("click", show);
@@ -349,6 +353,9 @@ function render() {
       cell.title = token.state === "active"
         ? `${shortId(id)} held by ${shortId(token.user)}, ${token.expiresAt === null ? "unknown" : timeLeft(token.expiresAt - now)} left`
         : `${shortId(id)} free`;
+    }
+    if (pool.shown) {
+      pool.detail.textContent = describeCell(pool, pool.shown);
     }
     if (pool.summary) {
       const counts = poolCounts(pool, now);
