@@ -57,6 +57,8 @@ function setStatus(status, text) {
   const element = $("status");
   element.dataset.status = status;
   element.textContent = text;
+  // What is shown may be out of date while the stream is away: the stylesheet dims it.
+  document.body.dataset.status = status;
 }
 
 // ---- reading the state
