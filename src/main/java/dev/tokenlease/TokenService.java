@@ -1,6 +1,8 @@
 package dev.tokenlease;
 
+import dev.tokenlease.lease.bus.ClusterNode;
 import dev.tokenlease.lease.bus.PoolClient;
+import dev.tokenlease.lease.bus.PoolForwarding;
 import dev.tokenlease.lease.bus.PoolMessages;
 import dev.tokenlease.lease.bus.PoolVerticle;
 import dev.tokenlease.lease.routes.ChangeStream;
@@ -78,7 +80,13 @@ public final class TokenService implements AutoCloseable {
       Metrics metrics = new Metrics();
       vertx = await(ClusterSupport.vertx(config.cluster(), metrics));
       PoolMessages.registerCodecs(vertx.eventBus());
-      deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, connect, metrics.registry()))));
+      if (config.cluster().enabled()) {
+        // Every node serves the whole API; the pools live on whichever node owns them now.
+        PoolForwarding forwarding = PoolForwarding.enable(vertx, config.cluster().forwardTimeout());
+        deployments.add(await(vertx.deployVerticle(new ClusterNode(config, connect, metrics.registry(), forwarding))));
+      } else {
+        deployments.add(await(vertx.deployVerticle(new PoolVerticle(config, connect, metrics.registry()))));
+      }
       deployments.add(await(vertx.deployVerticle(new CredentialsVerticle(config.vault(), connect))));
       Auth auth = new Auth(config.auth(), java.time.Clock.systemUTC());
       deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));
@@ -163,6 +171,7 @@ public final class TokenService implements AutoCloseable {
           LOG.error("Undeploying {} failed: {}", deployments.get(i), e.getMessage());
         }
       }
+      PoolForwarding.disable(vertx);
       try {
         await(vertx.close());
       } catch (Exception e) {

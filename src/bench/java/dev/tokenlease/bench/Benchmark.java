@@ -77,7 +77,7 @@ public final class Benchmark {
       words.addAll(List.of(arg.trim().split("\\s+")));
     }
     boolean quick = words.contains("--quick") || words.contains("quick");
-    // --only=noop,memory,durable,auth,crossing,dblock,wait,mixed,scale runs a subset (while tuning); the default runs all.
+    // --only=noop,memory,durable,auth,crossing,dblock,wait,mixed,cluster,scale runs a subset (while tuning); the default runs all.
     List<String> only = words.stream().filter(w -> w.startsWith("--only="))
         .flatMap(w -> List.of(w.substring(7).split(",")).stream()).toList();
     Settings settings = quick
@@ -117,6 +117,9 @@ public final class Benchmark {
     }
     if (settings.runs("mixed")) {
       mixed();
+    }
+    if (settings.runs("cluster")) {
+      cluster(activate);
     }
     if (settings.runs("scale")) {
       for (int size : settings.poolSizes()) {
@@ -224,6 +227,96 @@ public final class Benchmark {
         TestDatabase.drop(database);
       }
     }
+  }
+
+  /** Failover times of a three-node cluster over several kills of the owner, in milliseconds. */
+  private final List<Long> failovers = new ArrayList<>();
+
+  /**
+   * A cluster: activation through the owner of the pools and through another node (one forwarding
+   * hop over the clustered event bus), two nodes, memory mode; then three durable nodes whose owner
+   * is killed several times, each time measuring how long until a survivor answers activations again.
+   */
+  private void cluster(Path activate) throws Exception {
+    log("cluster: activation through the owner and through a non-owner (memory, two nodes)");
+    String database = TestDatabase.create();
+    settle();
+    int[] ports = {dev.tokenlease.support.RunningService.freePort(), dev.tokenlease.support.RunningService.freePort(),
+        dev.tokenlease.support.RunningService.freePort()};
+    try (ServiceProcess first = ServiceProcess.launch(clusterEnv(database, "memory", ports, 0)).awaitReady(Duration.ofSeconds(120));
+         ServiceProcess second = ServiceProcess.launch(clusterEnv(database, "memory", ports, 1)).awaitReady(Duration.ofSeconds(120))) {
+      scenarios.add(measure("cluster-owner", "activate through the owner node, memory ack, 2-node cluster",
+          first.port(), activate, this::activation));
+      scenarios.add(measure("cluster-forward", "activate through a non-owner (forwarded), memory ack, 2-node cluster",
+          second.port(), activate, this::activation));
+      second.terminate(Duration.ofSeconds(60));
+      first.terminate(Duration.ofSeconds(60));
+    } finally {
+      TestDatabase.drop(database);
+    }
+
+    int kills = settings.name().equals("quick") ? 3 : 5;
+    log("cluster: failover of a three-node durable cluster over " + kills + " kills of the owner");
+    database = TestDatabase.create();
+    ServiceProcess[] nodes = new ServiceProcess[3];
+    try {
+      for (int i = 0; i < 3; i++) {
+        nodes[i] = ServiceProcess.launch(clusterEnv(database, "durable", ports, i));
+      }
+      for (ServiceProcess node : nodes) {
+        node.awaitReady(Duration.ofSeconds(120));
+      }
+      for (int k = 0; k < kills; k++) {
+        int owner = ownerOf(nodes[(k + 1) % 3], ports);
+        int survivor = (owner + 1) % 3;
+        long killed = System.nanoTime();
+        nodes[owner].kill();
+        long recovered = -1;
+        while (System.nanoTime() - killed < TimeUnit.SECONDS.toNanos(30)) {
+          Http.Response answer;
+          try {
+            answer = nodes[survivor].http().post("/api/tokens/activate", "{\"user_id\":\"" + UUID.randomUUID() + "\"}");
+          } catch (RuntimeException e) {
+            continue;
+          }
+          if (answer.status() == 200) {
+            recovered = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - killed);
+            break;
+          }
+          Thread.sleep(50); // between tries after a refusal
+        }
+        failovers.add(recovered);
+        log("  kill " + (k + 1) + ": activations answered again after " + recovered + " ms");
+        nodes[owner].close();
+        nodes[owner] = ServiceProcess.launch(clusterEnv(database, "durable", ports, owner)).awaitReady(Duration.ofSeconds(120));
+      }
+    } finally {
+      for (ServiceProcess node : nodes) {
+        if (node != null) {
+          node.close();
+        }
+      }
+      TestDatabase.drop(database);
+    }
+  }
+
+  private static Map<String, String> clusterEnv(String database, String ack, int[] clusterPorts, int node) {
+    String members = java.util.Arrays.stream(clusterPorts).mapToObj(p -> "127.0.0.1:" + p)
+        .collect(java.util.stream.Collectors.joining(","));
+    return Map.of("TOKENS_PG_URL", database, "TOKENS_PERSISTENCE_ACK", ack, "TOKENS_POOL_SIZE", "100",
+        "TOKENS_CLUSTER", "true", "TOKENS_CLUSTER_PORT", Integer.toString(clusterPorts[node]),
+        "TOKENS_CLUSTER_MEMBERS", members, "TOKENS_PERSISTENCE_QUEUE_CAPACITY", "20000");
+  }
+
+  /** Which node owns the pools, as {@code asked} reports it. */
+  private static int ownerOf(ServiceProcess asked, int[] clusterPorts) {
+    String owner = asked.http().get("/api/health").json().getJsonArray("pools").getJsonObject(0).getString("owner");
+    for (int i = 0; i < clusterPorts.length; i++) {
+      if (("127.0.0.1:" + clusterPorts[i]).equals(owner)) {
+        return i;
+      }
+    }
+    throw new IllegalStateException("no owner: " + owner);
   }
 
   private void mixed() throws Exception {
@@ -444,6 +537,16 @@ public final class Benchmark {
           + "PoolClient's direct completion %.0f calls/s (%.2fx).%n", "256 reads in flight", crossing.requestReply(),
           crossing.direct(), crossing.ratio()));
     }
+    if (rps("cluster-owner") > 0) {
+      md.append(String.format(Locale.ROOT, "%nCluster: activation through a non-owner node runs at %.2f of the owner's "
+          + "rate (cluster-forward/cluster-owner, one forwarding hop).%n", rps("cluster-forward") / rps("cluster-owner")));
+    }
+    if (!failovers.isEmpty()) {
+      List<Long> sorted = failovers.stream().sorted().toList();
+      md.append(String.format(Locale.ROOT, "Cluster failover after kill -9 of the owner (three durable nodes, %d kills): "
+          + "median %d ms, max %d ms (target < 5000, goal 2000); each: %s.%n", sorted.size(), sorted.get(sorted.size() / 2),
+          sorted.get(sorted.size() - 1), failovers));
+    }
     md.append("\n| tokens | activate rps (service, memory) | pool core activations/s | heap after GC MB | heap bytes/token | first start s | restart s |\n");
     md.append("|---:|---:|---:|---:|---:|---:|---:|\n");
     for (Scale s : scales) {
@@ -463,6 +566,7 @@ public final class Benchmark {
         .put("java", System.getProperty("java.version")).put("seconds", took.toSeconds())
         .put("bearerChecksPerSecond", Double.isNaN(bearerChecksPerSecond) ? null : bearerChecksPerSecond)
         .put("wait", new JsonArray(waits.stream().map(JsonObject::mapFrom).toList()))
+        .put("clusterFailoverMillis", new JsonArray(new ArrayList<>(failovers)))
         .put("crossing", crossing == null ? null : new JsonObject().put("requestReplyPerSecond", crossing.requestReply())
             .put("directPerSecond", crossing.direct()));
     JsonArray scenarioJson = new JsonArray();

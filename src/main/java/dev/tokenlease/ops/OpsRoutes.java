@@ -45,15 +45,28 @@ public final class OpsRoutes {
     RequestInput.route(router, declared, HttpMethod.GET, "/metrics", guard.require(METRICS_SCOPE), this::scrape);
     // Probes stay open, as /api/health does: orchestrators call them without credentials.
     HealthCheckHandler live = HealthCheckHandler.create(vertx)
-        .register("event-loops", PROBE_TIMEOUT_MILLIS, done -> pool.status()
-            .onSuccess(report -> done.tryComplete(Status.OK()))
-            .onFailure(err -> done.tryComplete(Status.KO(new JsonObject().put("reason", err.getMessage())))));
+        .register("event-loops", PROBE_TIMEOUT_MILLIS, done -> {
+          if (pool.clusterView() != null) {
+            // A cluster's node is alive whoever owns the pools: its HTTP loop answered this.
+            done.tryComplete(Status.OK(new JsonObject().put("node", pool.clusterView().node())));
+            return;
+          }
+          pool.status()
+              .onSuccess(report -> done.tryComplete(Status.OK()))
+              .onFailure(err -> done.tryComplete(Status.KO(new JsonObject().put("reason", err.getMessage()))));
+        });
     HealthCheckHandler ready = HealthCheckHandler.create(vertx)
-        .register("pool", PROBE_TIMEOUT_MILLIS, done -> pool.status()
+        .register("pool", PROBE_TIMEOUT_MILLIS, done -> {
+          if (pool.clusterView() != null && !pool.clusterView().ownerLive()) {
+            done.tryComplete(Status.KO(new JsonObject().put("reason", "No node owns the pools now.")));
+            return;
+          }
+          pool.status()
             .onSuccess(report -> done.tryComplete(report.healthy()
                 ? Status.OK(new JsonObject().put("write_backlog", report.backlog()).put("write_lag_ms", report.writeLagMillis()))
                 : Status.KO(new JsonObject().put("reason", report.degraded()))))
-            .onFailure(err -> done.tryComplete(Status.KO(new JsonObject().put("reason", err.getMessage())))));
+            .onFailure(err -> done.tryComplete(Status.KO(new JsonObject().put("reason", err.getMessage()))));
+        });
     RequestInput.route(router, declared, HttpMethod.GET, "/health/live", live);
     RequestInput.route(router, declared, HttpMethod.GET, "/health/ready", ready);
   }

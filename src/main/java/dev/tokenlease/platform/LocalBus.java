@@ -75,7 +75,13 @@ public final class LocalBus {
    * refuses, or with a {@link ReplyException} when it could not answer (code 500) or is not there.
    */
   public static <R> Future<R> request(EventBus bus, String address, Object request) {
-    return bus.<R>request(address, request).transform(done -> {
+    return request(bus, address, request, new io.vertx.core.eventbus.DeliveryOptions());
+  }
+
+  /** As {@link #request(EventBus, String, Object)}, with these delivery options (a timeout, local only). */
+  public static <R> Future<R> request(EventBus bus, String address, Object request,
+      io.vertx.core.eventbus.DeliveryOptions options) {
+    return bus.<R>request(address, request, options).transform(done -> {
       if (done.succeeded()) {
         return Future.succeededFuture(done.result().body());
       }

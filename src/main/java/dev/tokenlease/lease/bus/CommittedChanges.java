@@ -21,7 +21,7 @@ import java.util.List;
  * @param firstId the id of the first change (see {@link ChangeIds}); the others follow one by one.
  *     {@link #NO_IDS} when this run has none to give.
  */
-public record CommittedChanges(List<PoolChange> changes, long firstId) {
+public record CommittedChanges(List<PoolChange> changes, long firstId) implements java.io.Serializable {
   /** The changes of the batch carry no ids. */
   public static final long NO_IDS = -1;
   /** The codec that hands the batch over as it is (no copy, no JSON: it is immutable), to local consumers only. */

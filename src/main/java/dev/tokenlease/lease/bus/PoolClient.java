@@ -22,12 +22,24 @@ public final class PoolClient {
   private final Vertx vertx;
   private final EventBus bus;
 
+  /** Set on a cluster's node: operations go to whichever node owns the pools. */
+  private final PoolForwarding forwarding;
+
   public PoolClient(Vertx vertx) {
     this.vertx = vertx;
     this.bus = vertx.eventBus();
+    this.forwarding = PoolForwarding.of(vertx);
   }
 
   public Future<Grant> activate(PoolMessages.Activate request) {
+    if (forwarding != null) {
+      // A waiting activation may be held up to its wait, and then answered.
+      ClusterNode.View view = forwarding.view();
+      long poolsAllow = view == null ? dev.tokenlease.platform.config.AppConfig.LONGEST_WAIT.toNanos()
+          : java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(view.longestWaitMillis());
+      long wait = request.waitHandle() == null ? 0 : Math.min(request.waitHandle().maxWaitNanos(), poolsAllow);
+      return forwarding.call(PoolAddresses.ACTIVATE, request, wait);
+    }
     return call(PoolAddresses.ACTIVATE, request);
   }
 
@@ -69,6 +81,8 @@ public final class PoolClient {
 
   /** Tells the pool that a waiting activation's caller went away; no answer. */
   public void cancelWait(PoolMessages.CancelWait request) {
+    // In a cluster the wait may be held by another node's pool, which cannot know this caller's
+    // handle: it ends there at its deadline (and a token granted meanwhile expires with its lease).
     bus.send(PoolAddresses.CANCEL_WAIT, request);
   }
 
@@ -92,12 +106,20 @@ public final class PoolClient {
     return call(PoolAddresses.DELETE_POOL, request);
   }
 
+  /** On a cluster's node, who owns the pools as this node knows it; null when not clustered. */
+  public ClusterNode.View clusterView() {
+    return forwarding == null ? null : forwarding.view();
+  }
+
   public Future<PoolMessages.StatusReport> status() {
     return call(PoolAddresses.STATUS, new PoolMessages.PoolStatus());
   }
 
   @SuppressWarnings("unchecked")
   private <R> Future<R> call(String address, Object request) {
+    if (forwarding != null) {
+      return forwarding.call(address, request, 0);
+    }
     Promise<Object> result = Promise.promise();
     bus.send(address, new PoolMessages.LocalCall(request, result, vertx.getOrCreateContext()));
     return (Future<R>) result.future();

@@ -43,7 +43,7 @@ public final class PoolDefinitions {
    * is 0 (no limit); the other fields cannot be null (400, as any invalid value).
    */
   public record Patch(Integer size, Duration leaseTtl, Overflow overflow, Duration maxWait, boolean maxHoldNamed,
-      Duration maxHold, Integer maxLeasesPerUser) {}
+      Duration maxHold, Integer maxLeasesPerUser) implements java.io.Serializable {}
 
   public static boolean isName(String name) {
     return NAME.matcher(name).matches();

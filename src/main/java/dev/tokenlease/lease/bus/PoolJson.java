@@ -173,6 +173,19 @@ public final class PoolJson {
   }
 
   /**
+   * A cluster node's health adds {@code node} (this node's id) and {@code pools: [{pool, owner,
+   * epoch}]}: every pool has the pools' owner (null while none is live) and the writer epoch.
+   */
+  public static JsonObject ownership(JsonObject body, ClusterNode.View view) {
+    JsonArray pools = new JsonArray();
+    String owner = view.ownerLive() ? view.owner() : null;
+    for (String pool : view.pools()) {
+      pools.add(new JsonObject().put("pool", pool).put("owner", owner).put("epoch", view.epoch()));
+    }
+    return body.put("node", view.node()).put("pools", pools);
+  }
+
+  /**
    * Committed changes as published on {@code tokens.events}: {@code {changes: [...]}} in commit order,
    * the first with id {@code firstId} and each next one the id after (no ids if {@link CommittedChanges#NO_IDS}).
    */

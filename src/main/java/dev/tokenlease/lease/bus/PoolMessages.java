@@ -39,7 +39,7 @@ public final class PoolMessages {
    * @param idempotencyKey the caller's Idempotency-Key, or null
    * @param waitHandle how the caller waits if the pool is full and makes callers wait, or null not to wait
    */
-  public record Activate(String pool, UUID userId, String idempotencyKey, WaitHandle waitHandle) {
+  public record Activate(String pool, UUID userId, String idempotencyKey, WaitHandle waitHandle) implements java.io.Serializable {
     /** On the pool {@code default}, not waiting. */
     public Activate(UUID userId, String idempotencyKey) {
       this(TokenPool.DEFAULT, userId, idempotencyKey, null);
@@ -50,7 +50,7 @@ public final class PoolMessages {
    * A caller's willingness to wait for a token, and the handle of its wait: compared by identity,
    * so the caller can {@link CancelWait cancel} exactly its own.
    */
-  public static final class WaitHandle {
+  public static final class WaitHandle implements java.io.Serializable {
     private final long maxWaitNanos;
     /** Set by the pool when the activation starts waiting; read by the caller once it is answered. */
     private volatile boolean queued;
@@ -75,61 +75,61 @@ public final class PoolMessages {
   }
 
   /** The caller of a waiting activation went away: its wait ends and it is never granted a token. */
-  public record CancelWait(String pool, WaitHandle handle) {}
+  public record CancelWait(String pool, WaitHandle handle) implements java.io.Serializable {}
 
-  public record Release(String pool, UUID tokenId, UUID userId, Long generation) {}
+  public record Release(String pool, UUID tokenId, UUID userId, Long generation) implements java.io.Serializable {}
 
-  public record Renew(String pool, UUID tokenId, UUID userId, Long generation) {}
+  public record Renew(String pool, UUID tokenId, UUID userId, Long generation) implements java.io.Serializable {}
 
   /** An operator ends the current lease of a token now. */
-  public record Revoke(String pool, UUID tokenId) {}
+  public record Revoke(String pool, UUID tokenId) implements java.io.Serializable {}
 
-  public record GetToken(String pool, UUID tokenId) {}
+  public record GetToken(String pool, UUID tokenId) implements java.io.Serializable {}
 
   /** @param state the state to keep, or null for all */
-  public record ListTokens(String pool, TokenState state) {}
+  public record ListTokens(String pool, TokenState state) implements java.io.Serializable {}
 
-  public record ClearActive(String pool) {}
+  public record ClearActive(String pool) implements java.io.Serializable {}
 
-  public record TokenUsages(String pool, UUID tokenId) {}
+  public record TokenUsages(String pool, UUID tokenId) implements java.io.Serializable {}
 
-  public record PoolStatus() {}
+  public record PoolStatus() implements java.io.Serializable {}
 
   /** Asks for {@link StatsReport}. */
-  public record GetStats(String pool) {}
+  public record GetStats(String pool) implements java.io.Serializable {}
 
   /**
    * A pool's size and occupancy now, and what it did since start: activations refused because it
    * was full, waits that ran out, and its committed changes ({@link PoolStats}).
    */
   public record StatsReport(String pool, int size, int active, int available, int waiting, long rejected,
-      long timedOut, PoolStats.Report since) {}
+      long timedOut, PoolStats.Report since) implements java.io.Serializable {}
 
   /** Creates a pool of {@code size} fresh tokens. */
-  public record CreatePool(PoolSettings settings, int size) {}
+  public record CreatePool(PoolSettings settings, int size) implements java.io.Serializable {}
 
-  public record GetPool(String name) {}
+  public record GetPool(String name) implements java.io.Serializable {}
 
   /** A page of the pools, by name; pages count from 1. */
-  public record ListPools(int page, int limit) {}
+  public record ListPools(int page, int limit) implements java.io.Serializable {}
 
   /** Changes the fields of a pool that {@code patch} names. */
-  public record UpdatePool(String name, PoolDefinitions.Patch patch) {}
+  public record UpdatePool(String name, PoolDefinitions.Patch patch) implements java.io.Serializable {}
 
   /** @param force end the active leases (as {@code cleared}) rather than refuse */
-  public record DeletePool(String name, boolean force) {}
+  public record DeletePool(String name, boolean force) implements java.io.Serializable {}
 
   /** A pool as {@code GET /api/pools/:pool} shows it. */
-  public record PoolInfo(PoolSettings settings, int size, int active, int available, int waiting, Instant createdAt) {}
+  public record PoolInfo(PoolSettings settings, int size, int active, int available, int waiting, Instant createdAt) implements java.io.Serializable {}
 
-  public record PoolList(List<PoolInfo> pools, int total, int page, int limit) {}
+  public record PoolList(List<PoolInfo> pools, int total, int page, int limit) implements java.io.Serializable {}
 
   /** A pool was deleted, ending {@code cleared} leases. */
-  public record Deleted(String name, int cleared) {}
+  public record Deleted(String name, int cleared) implements java.io.Serializable {}
 
-  public record TokenList(List<TokenView> tokens) {}
+  public record TokenList(List<TokenView> tokens) implements java.io.Serializable {}
 
-  public record Cleared(int count) {}
+  public record Cleared(int count) implements java.io.Serializable {}
 
   /**
    * @param writeLagMillis how long the oldest change not yet committed has waited (0 if none)
@@ -140,7 +140,7 @@ public final class PoolMessages {
    */
   public record StatusReport(int size, int active, int available, long lastGeneration, long backlog,
       long writeLagMillis, long sinceConfirmedWriteMillis, String persistenceFailure, boolean instanceLockHeld,
-      String degraded, long nextChangeId) {
+      String degraded, long nextChangeId) implements java.io.Serializable {
     public boolean healthy() {
       return degraded == null;
     }

@@ -78,8 +78,10 @@ public final class PoolVerticle extends VerticleBase {
   private static final long METRICS_REFRESH_MILLIS = 1000;
   private static final int CLAIM_ATTEMPTS = 20;
   private static final Duration SHUTDOWN_FLUSH_LIMIT = Duration.ofSeconds(15);
+  /** How long a node handing the pools over waits for another to claim them. */
+  private static final Duration SUCCESSOR_WAIT = Duration.ofSeconds(10);
   /** Committed batches to this process's live streams: by reference, never over the cluster. */
-  private static final DeliveryOptions TO_LOCAL_STREAMS =
+  static final DeliveryOptions TO_LOCAL_STREAMS =
       new DeliveryOptions().setCodecName(CommittedChanges.BY_REFERENCE).setLocalOnly(true);
 
   private final AppConfig config;
@@ -132,11 +134,31 @@ public final class PoolVerticle extends VerticleBase {
     }
   }
 
+  /**
+   * How this verticle owns the pools on a cluster's node: it claims as {@code node} only once no
+   * other run is live (no write confirmed for {@code takeoverAfterMillis}), answers the operations
+   * its node forwards to it ({@link PoolForwarding}), and calls {@code stepDown} once it can no longer
+   * act as the owner (fenced out by a newer epoch, or its ownership unconfirmed past the bound).
+   */
+  public record ClusterRole(String node, long takeoverAfterMillis, Runnable stepDown) {}
+
+  private ClusterRole role;
+  private boolean steppedDown;
+  private boolean handingOver;
+
   /** @param registry where the pools' meters and the write path's go */
   public PoolVerticle(AppConfig config, PgConnectOptions connectOptions, MeterRegistry registry) {
     this(config, vertx -> UsageRepository.open(vertx, connectOptions, config.pgPoolSize(), config.ackTimeout().toMillis(),
         config.leaseTtl().toMillis()),
         Clock.systemUTC(), System::nanoTime, registry);
+  }
+
+  /** The owner of the pools on a cluster's node: shares the database with the other nodes. */
+  public PoolVerticle(AppConfig config, PgConnectOptions connectOptions, MeterRegistry registry, ClusterRole role) {
+    this(config, vertx -> UsageRepository.open(vertx, connectOptions, config.pgPoolSize(), config.ackTimeout().toMillis(),
+        config.leaseTtl().toMillis(), false),
+        Clock.systemUTC(), System::nanoTime, registry);
+    this.role = role;
   }
 
   /**
@@ -163,12 +185,35 @@ public final class PoolVerticle extends VerticleBase {
     store = storeFactory.apply(vertx);
     return store.takeInstanceLock()
         .compose(v -> store.ensureDefaultPool(defaultSettings(config), config.poolSize()))
-        .compose(v -> claim(CLAIM_ATTEMPTS))
-        .compose(claim -> store.loadPools()
-            .map(pools -> {
-              begin(pools, claim, claimSentNanos);
-              return claim;
-            }))
+        .compose(v -> claim(role == null ? CLAIM_ATTEMPTS : 1))
+        .compose(claim -> {
+          // A cluster's other nodes take over from a writer that confirms nothing for long: keep the claim
+          // live while the pools load (a large pool takes seconds).
+          boolean[] lost = {false};
+          long alive = role == null ? -1 : vertx.setPeriodic(Math.max(50, config.maxLag().toMillis() / 4), id -> {
+            long sent = nanoTime.getAsLong();
+            store.markAlive(claim.epoch()).onSuccess(held -> {
+              if (held) {
+                claimSentNanos = sent;
+              } else {
+                lost[0] = true;
+              }
+            });
+          });
+          return store.loadPools()
+              .onComplete(done -> {
+                if (alive != -1) {
+                  vertx.cancelTimer(alive);
+                }
+              })
+              .compose(pools -> {
+                if (lost[0]) {
+                  return Future.failedFuture(new PoolStore.FencedException());
+                }
+                begin(pools, claim, claimSentNanos);
+                return Future.succeededFuture(claim);
+              });
+        })
         .compose(claim -> Future.all(consumers.stream().map(MessageConsumer::completion).toList()))
         .onFailure(err -> closeQuietly());
   }
@@ -179,8 +224,11 @@ public final class PoolVerticle extends VerticleBase {
    */
   private Future<PoolStore.WriterClaim> claim(int attemptsLeft) {
     long sent = nanoTime.getAsLong();
-    return store.claim(config.ackMode(), config.leaseTtl().toMillis(), config.maxLag().toMillis(),
-        GENERATIONS_RESERVED_AHEAD).onSuccess(claimed -> claimSentNanos = sent).recover(err -> {
+    Future<PoolStore.WriterClaim> claimed = role == null
+        ? store.claim(config.ackMode(), config.leaseTtl().toMillis(), config.maxLag().toMillis(), GENERATIONS_RESERVED_AHEAD)
+        : store.claim(config.ackMode(), config.leaseTtl().toMillis(), config.maxLag().toMillis(), GENERATIONS_RESERVED_AHEAD,
+            role.node(), role.takeoverAfterMillis());
+    return claimed.onSuccess(c -> claimSentNanos = sent).recover(err -> {
           if (attemptsLeft <= 1 || !(err instanceof PgException pg && "55P03".equals(pg.getSqlState()))) {
             return Future.failedFuture(err);
           }
@@ -250,6 +298,7 @@ public final class PoolVerticle extends VerticleBase {
         });
       }
       batcher.tick();
+      checkOwnership();
     });
     metricsTimer = vertx.setPeriodic(METRICS_REFRESH_MILLIS, id -> refreshMeters());
     TokenPool seed = group.get(TokenPool.DEFAULT);
@@ -296,6 +345,11 @@ public final class PoolVerticle extends VerticleBase {
     if (sweepTimer != -1) {
       vertx.cancelTimer(sweepTimer);
     }
+    if (role != null) {
+      // A planned move: changes are refused from now on with a refusal that other nodes retry until
+      // the next owner takes them; what is pending is written, and the clean stop lets that owner claim.
+      handingOver = true;
+    }
     if (batcher == null) {
       return closeQuietly();
     }
@@ -305,11 +359,43 @@ public final class PoolVerticle extends VerticleBase {
     return drained.future()
         .compose(v -> store.stopRun(epoch, group.lastGeneration()))
         .onSuccess(v -> LOG.info("All changes written; stopped cleanly"))
+        .compose(v -> {
+          if (role == null || steppedDown) {
+            return Future.succeededFuture();
+          }
+          // Nothing more to write: no keep-alive may follow the clean stop (the successor's epoch would fence it).
+          vertx.cancelTimer(tickTimer);
+          tickTimer = -1;
+          return awaitSuccessor();
+        })
         .recover(err -> {
           LOG.error("Stopping with {} changes unwritten: {}", batcher.pendingChanges(), WriteBehindBatcher.describe(err));
           return Future.succeededFuture();
         })
         .eventually(this::closeQuietly);
+  }
+
+  /**
+   * A planned hand-over: the clean stop lets another node claim; until it has (or for at most a few
+   * seconds), this owner stays registered and refuses changes with the hand-over refusal, which the
+   * other nodes send again, so that no forwarded operation is lost on a node that is going away.
+   */
+  private Future<Void> awaitSuccessor() {
+    Promise<Void> done = Promise.promise();
+    long deadline = nanoTime.getAsLong() + SUCCESSOR_WAIT.toNanos();
+    long[] timer = {-1};
+    timer[0] = vertx.setPeriodic(100, id -> store.ownership().onComplete(read -> {
+      boolean claimed = read.succeeded() && read.result().running() && read.result().epoch() > epoch;
+      if (claimed || nanoTime.getAsLong() - deadline > 0) {
+        vertx.cancelTimer(timer[0]);
+        if (claimed) {
+          LOG.info("Node {} owns the pools now (epoch {})", read.result().owner(), read.result().epoch());
+        }
+        // The successor's registration reaches the other nodes within moments; then this one goes.
+        vertx.setTimer(claimed ? 1_000 : 1, t -> done.tryComplete());
+      }
+    }));
+    return done.future();
   }
 
   private void awaitIdle(Promise<Void> drained, long deadline) {
@@ -797,6 +883,32 @@ public final class PoolVerticle extends VerticleBase {
         degraded, changeIds.next());
   }
 
+  /**
+   * In a cluster, whether the database has confirmed no write of this owner for the lag bound: then
+   * another node may take over at any moment (see the claim's takeover bound), so nothing more is
+   * acknowledged, in either mode, and reads no longer speak for the pools. Measured on the monotonic clock.
+   */
+  private boolean ownershipUnconfirmed() {
+    return batcher.sinceConfirmedNanos() >= config.maxLag().toNanos();
+  }
+
+  /** In a cluster: steps down once fenced out, or once the ownership cannot still be held. */
+  private void checkOwnership() {
+    if (role == null || steppedDown || handingOver) {
+      return;
+    }
+    boolean lost = batcher.fenced()
+        || batcher.sinceConfirmedNanos() >= config.maxLag().toNanos() + role.takeoverAfterMillis() * 1_000_000L;
+    if (lost) {
+      steppedDown = true;
+      LOG.warn("Stepping down as the owner of the pools (epoch {}): {}", epoch,
+          batcher.fenced() ? "another node has taken over" : "the database has confirmed no write for too long");
+      // Nothing more reaches this verticle: the consumers go first, then the verticle itself.
+      consumers.forEach(MessageConsumer::unregister);
+      role.stepDown().run();
+    }
+  }
+
   private void sweep() {
     read(() -> {
       group.expireDue();
@@ -808,6 +920,9 @@ public final class PoolVerticle extends VerticleBase {
   private String refusal() {
     if (!store.instanceLockHeld()) {
       return "Lost the database session that makes this the only instance; changes wait until it is back.";
+    }
+    if (role != null && (steppedDown || ownershipUnconfirmed())) {
+      return "This node's ownership of the pools is not confirmed; another node may be taking over.";
     }
     String refusal = batcher.refusal();
     if (refusal != null) {
@@ -825,6 +940,10 @@ public final class PoolVerticle extends VerticleBase {
    * undone before its caller is told.
    */
   private <R> Future<R> mutate(Supplier<R> operation) {
+    if (handingOver) {
+      return Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE,
+          "This node is handing the pools over to another; try again shortly.").named(PoolForwarding.HANDING_OVER, null));
+    }
     String refusal = refusal();
     if (refusal != null) {
       return Future.failedFuture(new ApiException(ErrorCode.UNAVAILABLE, refusal));
@@ -944,6 +1063,10 @@ public final class PoolVerticle extends VerticleBase {
             vertx.isClustered() ? PoolJson.events(changes, batch.firstId()) : batch);
         if (batch.firstId() != CommittedChanges.NO_IDS) {
           vertx.eventBus().publish(PoolAddresses.COMMITTED, batch, TO_LOCAL_STREAMS);
+          if (role != null) {
+            // The other nodes' live streams: each node hands the batch to its own (see ClusterNode).
+            vertx.eventBus().publish(PoolForwarding.COMMITTED, batch, PoolForwarding.TO_NODES);
+          }
         }
       }
     }

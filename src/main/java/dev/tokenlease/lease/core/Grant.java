@@ -10,12 +10,12 @@ import java.util.UUID;
  * @param repeated whether this answers a retry under an Idempotency-Key of a lease granted before,
  *     rather than a new grant; nothing changed
  */
-public record Grant(TokenView lease, Evicted evicted, boolean repeated) {
+public record Grant(TokenView lease, Evicted evicted, boolean repeated) implements java.io.Serializable {
   /**
    * A lease that an activation ended to take its token.
    *
    * @param heldMillis how long the evicted lease had been held, from its grant to the eviction, on
    *     the monotonic clock
    */
-  public record Evicted(UUID tokenId, UUID userId, long generation, long heldMillis) {}
+  public record Evicted(UUID tokenId, UUID userId, long generation, long heldMillis) implements java.io.Serializable {}
 }

@@ -33,7 +33,7 @@ public record PoolChange(
     String idempotencyKey,
     long evictedGeneration,
     String pool,
-    boolean tokenNoticeRevoked) {
+    boolean tokenNoticeRevoked) implements java.io.Serializable {
 
   public static final long NO_TIME = Token.NO_TIME;
 

@@ -15,7 +15,7 @@ import java.time.Duration;
  * @param maxLeasesPerUser the most leases one user may hold at once; 0 for no limit
  */
 public record PoolSettings(String name, Duration leaseTtl, Overflow overflow, Duration maxWait, Duration maxHold,
-    int maxLeasesPerUser) {
+    int maxLeasesPerUser) implements java.io.Serializable {
   public PoolSettings {
     if (leaseTtl.isNegative() || leaseTtl.isZero()) {
       throw new IllegalArgumentException("lease TTL must be positive: " + leaseTtl);

@@ -16,7 +16,7 @@ public final class PoolStats {
 
   /** The counters and hold-time percentiles at one moment; times in milliseconds. */
   public record Report(long granted, long released, long expired, long evicted, long revoked, long cleared,
-      long holdP50, long holdP90, long holdP99, long holdMax, long waitP50, long waitP99, long waitMax) {}
+      long holdP50, long holdP90, long holdP99, long holdMax, long waitP50, long waitP99, long waitMax) implements java.io.Serializable {}
 
   private final Histogram hold = new Histogram(MAX_TRACKED_MS, 3);
   /** How long waiting activations waited, granted or not (at most 30 s each). */

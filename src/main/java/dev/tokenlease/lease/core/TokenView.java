@@ -17,4 +17,4 @@ public record TokenView(
     Instant releasedAt,
     long usageCount,
     long generation,
-    Instant expiresAt) {}
+    Instant expiresAt) implements java.io.Serializable {}

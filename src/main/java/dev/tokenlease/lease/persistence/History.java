@@ -15,7 +15,7 @@ public final class History {
    * @param beforeGeneration keyset cursor: only usages granted before this one, or null
    * @param pool only usages of tokens of pools of this name, or null for all pools
    */
-  public record UserUsages(UUID userId, Instant from, Instant to, int limit, Long beforeGeneration, String pool) {
+  public record UserUsages(UUID userId, Instant from, Instant to, int limit, Long beforeGeneration, String pool) implements java.io.Serializable {
     /** Over all pools. */
     public UserUsages(UUID userId, Instant from, Instant to, int limit, Long beforeGeneration) {
       this(userId, from, to, limit, beforeGeneration, null);
@@ -25,10 +25,10 @@ public final class History {
   /** @param pool the name of the pool of the token (of the pool as it was, if deleted since) */
   public record Usage(
       long generation, UUID tokenId, UUID userId, Instant startedAt, Instant endedAt, EndReason endReason,
-      String pool) {}
+      String pool) implements java.io.Serializable {}
 
-  public record TokenUsageList(UUID tokenId, List<Usage> usages) {}
+  public record TokenUsageList(UUID tokenId, List<Usage> usages) implements java.io.Serializable {}
 
   /** @param nextBeforeGeneration where the next page starts, or null on the last page */
-  public record UserUsagePage(UUID userId, List<Usage> usages, Long nextBeforeGeneration) {}
+  public record UserUsagePage(UUID userId, List<Usage> usages, Long nextBeforeGeneration) implements java.io.Serializable {}
 }

@@ -56,6 +56,39 @@ public interface PoolStore extends WriteBehindBatcher.BatchStore {
   /** Takes over as the only writer (a new epoch) and reads what the previous run proves. */
   Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead);
 
+  /**
+   * A claim refused because another node's ownership is still live (it confirmed a write within
+   * the takeover bound): nothing was changed.
+   */
+  final class OwnedElsewhereException extends IllegalStateException {
+    public OwnedElsewhereException(String owner) {
+      super("The pools are owned by node " + owner + ", which is alive.");
+    }
+  }
+
+  /**
+   * In a cluster: claims as node {@code node}, but only if no other run is live, that is, the last
+   * run stopped or has confirmed no write for {@code takeoverAfterMillis}; else fails with {@link
+   * OwnedElsewhereException}. A store without clustering claims unconditionally.
+   */
+  default Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead,
+      String node, long takeoverAfterMillis) {
+    return claim(mode, leaseTtlMillis, maxLagMillis, reserveAhead);
+  }
+
+  /**
+   * Refreshes the proof that the writer of {@code epoch} is alive, before its first batch; fenced
+   * like one: false when another writer has claimed since.
+   */
+  default Future<Boolean> markAlive(long epoch) {
+    return Future.succeededFuture(true);
+  }
+
+  /** Who owns the pools now, as the database says (in a cluster). */
+  default Future<UsageRepository.Ownership> ownership() {
+    return Future.failedFuture(new UnsupportedOperationException("no cluster ownership in this store"));
+  }
+
   /** Every pool that is not deleted, in creation order, with its tokens, open leases and recent keys. */
   Future<List<StoredPool>> loadPools();
 

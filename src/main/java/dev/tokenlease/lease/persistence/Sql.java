@@ -64,9 +64,20 @@ final class Sql {
   /** What the previous run left: whether it stopped cleanly, and what its writes prove. */
   static final String READ_WRITER = """
       SELECT running, ack_mode, generation_reserved, blocked_until, clock_timestamp() AS now,
-             marked_at + (max_lag_ms + lease_ttl_ms) * interval '1 millisecond' AS lost_grants_end
+             marked_at + (max_lag_ms + lease_ttl_ms) * interval '1 millisecond' AS lost_grants_end,
+             owner_node, (extract(epoch FROM clock_timestamp() - marked_at) * 1000)::bigint AS silent_ms
         FROM service_state WHERE id = 1
          FOR UPDATE
+      """;
+
+  /** Who owns the pools now, as every node of a cluster watches it, and the pools' names. */
+  static final String READ_OWNER = """
+      SELECT owner_node, epoch, running, max_lag_ms,
+             (extract(epoch FROM clock_timestamp() - marked_at) * 1000)::bigint AS silent_ms,
+             ARRAY(SELECT name FROM pools WHERE deleted_at IS NULL ORDER BY id) AS pools,
+             (SELECT coalesce(max(max_wait_ms), 0) FROM pools WHERE deleted_at IS NULL AND overflow = 'wait')
+               AS longest_wait_ms
+        FROM service_state WHERE id = 1
       """;
 
   static final String MAX_GENERATION = "SELECT coalesce(max(generation), 0) AS g FROM usages";
@@ -78,22 +89,26 @@ final class Sql {
    */
   static final String CLAIM_WRITER = """
       INSERT INTO service_state (id, running, ack_mode, lease_ttl_ms, max_lag_ms, epoch, last_batch, marked_at,
-                                 generation_reserved, blocked_until)
+                                 generation_reserved, blocked_until, owner_node)
       VALUES (1, true, $1, greatest($2, (SELECT max(lease_ttl_ms) FROM pools WHERE deleted_at IS NULL)), $3, 1, 0,
-              clock_timestamp(), $4, $5)
+              clock_timestamp(), $4, $5, $6)
       ON CONFLICT (id) DO UPDATE
          SET running = true, ack_mode = EXCLUDED.ack_mode, lease_ttl_ms = EXCLUDED.lease_ttl_ms,
              max_lag_ms = EXCLUDED.max_lag_ms, epoch = service_state.epoch + 1, marked_at = clock_timestamp(),
              generation_reserved = greatest(service_state.generation_reserved, EXCLUDED.generation_reserved),
-             blocked_until = EXCLUDED.blocked_until
+             blocked_until = EXCLUDED.blocked_until, owner_node = $6
       RETURNING epoch, last_batch, generation_reserved
       """;
 
   static final String WRITER_STATE = "SELECT epoch, last_batch FROM service_state WHERE id = 1";
 
+  /** Keeps a new owner's claim live while it loads the pools (it writes no batch before it has them). */
+  static final String MARK_ALIVE = "UPDATE service_state SET marked_at = clock_timestamp() WHERE id = 1 AND epoch = $1";
+
   /** A clean stop: everything is written, so no generation above the last one handed out is in use. */
   static final String STOP_RUN = """
-      UPDATE service_state SET running = false, generation_reserved = $2, marked_at = clock_timestamp()
+      UPDATE service_state SET running = false, generation_reserved = $2, marked_at = clock_timestamp(),
+             owner_node = NULL
        WHERE id = 1 AND epoch = $1
       """;
 

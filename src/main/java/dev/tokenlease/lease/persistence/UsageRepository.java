@@ -67,6 +67,15 @@ public final class UsageRepository implements PoolStore {
    */
   public static UsageRepository open(Vertx vertx, PgConnectOptions connectOptions, int connections,
       long attemptTimeoutMillis, long leaseTtlMillis) {
+    return open(vertx, connectOptions, connections, attemptTimeoutMillis, leaseTtlMillis, true);
+  }
+
+  /**
+   * @param exclusive whether this must be the only instance on the database (the instance lock); a
+   *     cluster's nodes share it, and the writer claim's takeover bound and epoch keep one owner
+   */
+  public static UsageRepository open(Vertx vertx, PgConnectOptions connectOptions, int connections,
+      long attemptTimeoutMillis, long leaseTtlMillis, boolean exclusive) {
     PgConnectOptions options = new PgConnectOptions(connectOptions).setCachePreparedStatements(true)
         // A generic plan made while usages was small seq-scans it for every batch once it is large
         // (throughput fell by half within a minute); a custom plan sees the table as it is now.
@@ -80,22 +89,24 @@ public final class UsageRepository implements PoolStore {
         .connectingTo(options)
         .using(vertx)
         .build();
-    return new UsageRepository(vertx, pg, new InstanceLock(vertx, connectOptions), attemptTimeoutMillis, leaseTtlMillis);
+    return new UsageRepository(vertx, pg, exclusive ? new InstanceLock(vertx, connectOptions) : null,
+        attemptTimeoutMillis, leaseTtlMillis);
   }
 
   @Override
   public Future<Void> takeInstanceLock() {
-    return lock.take();
+    return lock == null ? Future.succeededFuture() : lock.take();
   }
 
   @Override
   public boolean instanceLockHeld() {
-    return lock.held();
+    return lock == null || lock.held();
   }
 
   @Override
   public Future<Void> close() {
-    return Future.join(lock.close(), pg.close()).<Void>mapEmpty().recover(err -> Future.succeededFuture());
+    return Future.join(lock == null ? Future.succeededFuture() : lock.close(), pg.close()).<Void>mapEmpty()
+        .recover(err -> Future.succeededFuture());
   }
 
   @Override
@@ -281,8 +292,20 @@ public final class UsageRepository implements PoolStore {
    */
   @Override
   public Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead) {
-    return pg.withTransaction(conn -> conn.query(Sql.READ_WRITER).execute().compose(rows ->
-        conn.query(Sql.MAX_GENERATION).execute().compose(generations -> {
+    return claim(mode, leaseTtlMillis, maxLagMillis, reserveAhead, null, -1);
+  }
+
+  @Override
+  public Future<WriterClaim> claim(AckMode mode, long leaseTtlMillis, long maxLagMillis, long reserveAhead,
+      String node, long takeoverAfterMillis) {
+    return pg.withTransaction(conn -> conn.query(Sql.READ_WRITER).execute().compose(rows -> {
+      if (takeoverAfterMillis >= 0 && rows.size() > 0) {
+        Row current = rows.iterator().next();
+        if (current.getBoolean("running") && current.getLong("silent_ms") < takeoverAfterMillis) {
+          return Future.failedFuture(new OwnedElsewhereException(String.valueOf(current.getString("owner_node"))));
+        }
+      }
+      return conn.query(Sql.MAX_GENERATION).execute().compose(generations -> {
           long lastGeneration = generations.iterator().next().getLong("g");
           OffsetDateTime blockedUntil = null;
           long blockedFor = 0;
@@ -305,17 +328,46 @@ public final class UsageRepository implements PoolStore {
           long wait = blockedFor;
           return conn.preparedQuery(Sql.CLAIM_WRITER)
               .execute(Tuple.of(mode.name().toLowerCase(Locale.ROOT), leaseTtlMillis, maxLagMillis,
-                  lastGeneration + reserveAhead, blockedUntil))
+                  lastGeneration + reserveAhead, blockedUntil, node))
               .map(claimed -> {
                 Row row = claimed.iterator().next();
                 return new WriterClaim(row.getLong("epoch"), row.getLong("last_batch"), last,
                     row.getLong("generation_reserved"), wait);
               });
-        })));
+      });
+    }));
+  }
+
+  /** Who owns the pools, as the database says now. */
+  public record Ownership(String owner, long epoch, boolean running, long silentMillis, long maxLagMillis,
+      List<String> pools, long longestWaitMillis) {}
+
+  /** Reads {@link Ownership} with one statement; fails when the service state was never written. */
+  public static Future<Ownership> readOwnership(io.vertx.sqlclient.SqlClient client) {
+    return client.query(Sql.READ_OWNER).execute().map(rows -> {
+      if (rows.size() == 0) {
+        return new Ownership(null, 0, false, Long.MAX_VALUE, 0, List.of(), 0);
+      }
+      Row row = rows.iterator().next();
+      String[] pools = row.getArrayOfStrings("pools");
+      return new Ownership(row.getString("owner_node"), row.getLong("epoch"), row.getBoolean("running"),
+          row.getLong("silent_ms") == null ? Long.MAX_VALUE : row.getLong("silent_ms"), row.getLong("max_lag_ms"),
+          pools == null ? List.of() : List.of(pools), row.getLong("longest_wait_ms"));
+    });
   }
 
   private static OffsetDateTime later(OffsetDateTime a, OffsetDateTime b) {
     return a == null ? b : b == null || a.isAfter(b) ? a : b;
+  }
+
+  @Override
+  public Future<Ownership> ownership() {
+    return readOwnership(pg);
+  }
+
+  @Override
+  public Future<Boolean> markAlive(long epoch) {
+    return pg.preparedQuery(Sql.MARK_ALIVE).execute(Tuple.of(epoch)).map(rows -> rows.rowCount() == 1);
   }
 
   @Override

@@ -186,9 +186,18 @@ public final class TokenRoutes {
   }
 
   private void health(RoutingContext ctx) {
+    dev.tokenlease.lease.bus.ClusterNode.View cluster = pool.clusterView();
+    if (cluster != null && !cluster.ownerLive()) {
+      // No live owner: answered at once, not after the forwarding timeout.
+      ctx.response().setStatusCode(503).putHeader("Retry-After", "1");
+      ctx.json(PoolJson.ownership(new JsonObject().put("status", "unavailable")
+          .put("reason", "No node owns the pools now; a takeover is under way."), cluster));
+      return;
+    }
     pool.status().onSuccess(report -> {
       ctx.response().setStatusCode(report.healthy() ? 200 : 503);
-      ctx.json(PoolJson.status(report));
+      JsonObject body = PoolJson.status(report);
+      ctx.json(cluster == null ? body : PoolJson.ownership(body, cluster));
     }).onFailure(ctx::fail);
   }
 }

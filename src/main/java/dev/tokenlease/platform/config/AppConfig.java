@@ -57,8 +57,20 @@ public record AppConfig(
    * Clustering of the event bus.
    *
    * @param members other nodes to join, {@code host:port}; empty starts a cluster of one
+   * @param forwardTimeout how long a node holds a request for a pool whose owner it cannot reach
+   *     (a takeover under way) before it answers 503
    */
-  public record ClusterConfig(boolean enabled, String host, int port, java.util.List<String> members) {}
+  public record ClusterConfig(boolean enabled, String host, int port, java.util.List<String> members,
+      Duration forwardTimeout) {
+    public ClusterConfig(boolean enabled, String host, int port, java.util.List<String> members) {
+      this(enabled, host, port, members, Duration.ofSeconds(5));
+    }
+
+    /** This node's id: its cluster address, stable for the process's life. */
+    public String nodeId() {
+      return host + ":" + port;
+    }
+  }
 
   /**
    * The credential vault's settings.
@@ -165,6 +177,7 @@ public record AppConfig(
   public static final String CLUSTER_HOST = "TOKENS_CLUSTER_HOST";
   public static final String CLUSTER_PORT = "TOKENS_CLUSTER_PORT";
   public static final String CLUSTER_MEMBERS = "TOKENS_CLUSTER_MEMBERS";
+  public static final String CLUSTER_FORWARD_TIMEOUT = "TOKENS_CLUSTER_FORWARD_TIMEOUT";
   public static final String VAULT_KEYSET = "TOKENS_VAULT_KEYSET";
   public static final String VAULT_KEYSET_FILE = "TOKENS_VAULT_KEYSET_FILE";
   public static final String VAULT_ROTATION_INTERVAL = "TOKENS_VAULT_ROTATION_INTERVAL";
@@ -196,7 +209,7 @@ public record AppConfig(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW, MAX_LEASES_PER_USER,
       MAX_WAIT, MAX_HOLD, MAX_POOLS, MAX_WAITERS, TLS_CERT_FILE, TLS_KEY_FILE, PUBLIC_URL, LOG_FORMAT,
       SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
-      CLUSTER_MEMBERS, VAULT_KEYSET, VAULT_KEYSET_FILE,
+      CLUSTER_MEMBERS, CLUSTER_FORWARD_TIMEOUT, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
       AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, M2M_TOKEN_FORMAT, M2M_JWT_KEY_ROTATION,
       M2M_JWT_AUDIENCE, RATE_LIMIT, RATE_BURST, OAUTH_RATE_LIMIT,
@@ -235,7 +248,7 @@ public record AppConfig(
         durationIn(json, ACK_TIMEOUT, Duration.ofMillis(100), Duration.ofMinutes(1)),
         durationIn(json, MAX_LAG, Duration.ofMillis(100), Duration.ofMinutes(1)),
         new ClusterConfig(bool(json, CLUSTER), required(json, CLUSTER_HOST), intIn(json, CLUSTER_PORT, 1, 65535),
-            members(json)),
+            members(json), durationIn(json, CLUSTER_FORWARD_TIMEOUT, Duration.ofMillis(100), Duration.ofMinutes(1))),
         new VaultConfig(keyset(json), positiveDuration(json, VAULT_ROTATION_INTERVAL),
             positiveDuration(json, VAULT_ROTATION_WINDOW), intIn(json, VAULT_MAX_ATTEMPTS, 1, 100),
             positiveDuration(json, VAULT_RETRY_BACKOFF), positiveDuration(json, VAULT_PROVIDER_TIMEOUT)),
