@@ -269,22 +269,24 @@ public final class Benchmark {
       for (int k = 0; k < kills; k++) {
         int owner = ownerOf(nodes[(k + 1) % 3], ports);
         int survivor = (owner + 1) % 3;
+        // Activations through a survivor every 50 ms, each on its own: the failover time is from the
+        // kill to the first answer 200 to one sent after it (one in flight to the dead owner waits out
+        // TOKENS_CLUSTER_FORWARD_TIMEOUT, which is the caller's view, not the cluster's).
+        Http via = nodes[survivor].http();
+        java.util.concurrent.atomic.AtomicLong recoveredAt = new java.util.concurrent.atomic.AtomicLong(Long.MAX_VALUE);
         long killed = System.nanoTime();
         nodes[owner].kill();
-        long recovered = -1;
-        while (System.nanoTime() - killed < TimeUnit.SECONDS.toNanos(30)) {
-          Http.Response answer;
-          try {
-            answer = nodes[survivor].http().post("/api/tokens/activate", "{\"user_id\":\"" + UUID.randomUUID() + "\"}");
-          } catch (RuntimeException e) {
-            continue;
-          }
-          if (answer.status() == 200) {
-            recovered = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - killed);
-            break;
-          }
-          Thread.sleep(50); // between tries after a refusal
+        while (System.nanoTime() - killed < TimeUnit.SECONDS.toNanos(30) && recoveredAt.get() == Long.MAX_VALUE) {
+          via.sendAsync("POST", "/api/tokens/activate", "{\"user_id\":\"" + UUID.randomUUID() + "\"}")
+              .thenAccept(answer -> {
+                if (answer.status() == 200) {
+                  recoveredAt.accumulateAndGet(System.nanoTime(), Math::min);
+                }
+              });
+          Thread.sleep(50); // the probe's pace
         }
+        long recovered = recoveredAt.get() == Long.MAX_VALUE ? -1
+            : TimeUnit.NANOSECONDS.toMillis(recoveredAt.get() - killed);
         failovers.add(recovered);
         log("  kill " + (k + 1) + ": activations answered again after " + recovered + " ms");
         nodes[owner].close();
