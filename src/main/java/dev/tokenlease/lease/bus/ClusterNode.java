@@ -51,7 +51,7 @@ public final class ClusterNode extends VerticleBase {
   private boolean stopping;
   private String deployment;
   private volatile View view;
-  private io.vertx.core.eventbus.MessageConsumer<CommittedChanges> committed;
+  private io.vertx.core.eventbus.MessageConsumer<PoolForwarding.Committed> committed;
   private io.vertx.core.eventbus.MessageConsumer<Object> forwarded;
   /** Set once the pool verticle has been undeployed in a stop. */
   private volatile boolean stopped;
@@ -84,9 +84,11 @@ public final class ClusterNode extends VerticleBase {
     forwarded = PoolForwarding.serveNode(vertx, config.cluster().nodeId(), () -> deployment != null && !stopped,
         config.cluster().forwardTimeout());
     // The owner's committed batches, for this node's live streams (the owner's own streams get them locally).
-    committed = vertx.eventBus().<CommittedChanges>consumer(PoolForwarding.COMMITTED, message -> {
+    committed = vertx.eventBus().<PoolForwarding.Committed>consumer(PoolForwarding.COMMITTED, message -> {
       if (deployment == null) {
-        vertx.eventBus().publish(PoolAddresses.COMMITTED, message.body(), PoolVerticle.TO_LOCAL_STREAMS);
+        for (CommittedChanges batch : message.body().batches()) {
+          vertx.eventBus().publish(PoolAddresses.COMMITTED, batch, PoolVerticle.TO_LOCAL_STREAMS);
+        }
       }
     });
     timer = vertx.setPeriodic(WATCH_MILLIS, id -> watch());

@@ -43,6 +43,7 @@ public final class PoolForwarding {
   /** Where the owner answers forwarded operations. */
   public static final String ADDRESS = "tokens.cluster.forward";
   static final String CODEC = "tokens.cluster.java";
+  private static final DeliveryOptions LOCAL = new DeliveryOptions().setLocalOnly(true);
   /**
    * The refusal of an owner that is handing the pools over (a planned stop): nothing was changed, and
    * the operation is sent again until the next owner takes it.
@@ -61,6 +62,9 @@ public final class PoolForwarding {
       .setCodecName(CODEC);
   private static final long RETRY_MILLIS = 100;
   private static final Map<Vertx, PoolForwarding> BY_VERTX = new ConcurrentHashMap<>();
+
+  /** Committed batches from the owner to the other nodes, in commit order. */
+  record Committed(java.util.List<CommittedChanges> batches) implements Serializable {}
 
   /** An operation for the owner: the local address it is served at, and its request record. */
   record Forward(String address, Object request) implements Serializable {}
@@ -167,20 +171,18 @@ public final class PoolForwarding {
     long guard = vertx.setTimer(Math.max(1, call.leftMillis() + 50), id -> call.expire());
     call.result.future().onComplete(done -> vertx.cancelTimer(guard));
     if (local) {
+      // The owner's own calls complete directly, as in a single instance (no reply message); should
+      // the pool step down with the call in flight, the guard above answers it.
       call.maybeDelivered = true;
-      LocalBus.request(vertx.eventBus(), address, request, new DeliveryOptions().setLocalOnly(true)
-          .setSendTimeout(Math.max(1, call.leftMillis()))).onComplete(done -> {
-            if (done.succeeded()) {
-              call.result.tryComplete(done.result());
-            } else if (done.cause() instanceof ReplyException e && e.failureType() == ReplyFailure.NO_HANDLERS) {
-              call.maybeDelivered = false;
-              forward(call);
-            } else if (done.cause() instanceof ReplyException e && e.failureType() == ReplyFailure.TIMEOUT) {
-              call.expire();
-            } else {
-              call.result.tryFail(done.cause());
-            }
-          });
+      Promise<Object> direct = Promise.promise();
+      direct.future().onComplete(done -> {
+        if (done.succeeded()) {
+          call.result.tryComplete(done.result());
+        } else {
+          call.result.tryFail(done.cause());
+        }
+      });
+      vertx.eventBus().send(address, new PoolMessages.LocalCall(request, direct, vertx.getOrCreateContext()), LOCAL);
     } else {
       forward(call);
     }

@@ -143,6 +143,10 @@ public final class PoolVerticle extends VerticleBase {
   public record ClusterRole(String node, long takeoverAfterMillis, Runnable stepDown) {}
 
   private ClusterRole role;
+  /** Committed batches not yet sent to the other nodes, in commit order. */
+  private List<CommittedChanges> toNodes = new ArrayList<>();
+  private long nodesTimer = -1;
+  private static final long TO_NODES_MILLIS = 50;
   private boolean steppedDown;
   private boolean handingOver;
 
@@ -301,6 +305,9 @@ public final class PoolVerticle extends VerticleBase {
       checkOwnership();
     });
     metricsTimer = vertx.setPeriodic(METRICS_REFRESH_MILLIS, id -> refreshMeters());
+    if (role != null) {
+      nodesTimer = vertx.setPeriodic(TO_NODES_MILLIS, id -> sendToNodes());
+    }
     TokenPool seed = group.get(TokenPool.DEFAULT);
     LOG.info("Pools ready: {} ({} tokens in all, {} active); default: {} tokens, lease TTL {}; {} acknowledgments, "
             + "writer epoch {}{}", group.poolCount(), group.pools().stream().mapToInt(TokenPool::size).sum(),
@@ -366,6 +373,8 @@ public final class PoolVerticle extends VerticleBase {
           // Nothing more to write: no keep-alive may follow the clean stop (the successor's epoch would fence it).
           vertx.cancelTimer(tickTimer);
           tickTimer = -1;
+          // The last batches reach the other nodes' streams before any of the successor's.
+          sendToNodes();
           return awaitSuccessor();
         })
         .recover(err -> {
@@ -411,6 +420,10 @@ public final class PoolVerticle extends VerticleBase {
   private Future<Void> closeQuietly() {
     if (tickTimer != -1) {
       vertx.cancelTimer(tickTimer);
+    }
+    if (nodesTimer != -1) {
+      vertx.cancelTimer(nodesTimer);
+      sendToNodes();
     }
     if (metricsTimer != -1) {
       vertx.cancelTimer(metricsTimer);
@@ -892,6 +905,16 @@ public final class PoolVerticle extends VerticleBase {
     return batcher.sinceConfirmedNanos() >= config.maxLag().toNanos();
   }
 
+  /** The committed batches since the last call, to every other node's live streams, in one message. */
+  private void sendToNodes() {
+    if (toNodes.isEmpty()) {
+      return;
+    }
+    List<CommittedChanges> batches = toNodes;
+    toNodes = new ArrayList<>();
+    vertx.eventBus().publish(PoolForwarding.COMMITTED, new PoolForwarding.Committed(batches), PoolForwarding.TO_NODES);
+  }
+
   /** In a cluster: steps down once fenced out, or once the ownership cannot still be held. */
   private void checkOwnership() {
     if (role == null || steppedDown || handingOver) {
@@ -905,6 +928,7 @@ public final class PoolVerticle extends VerticleBase {
           batcher.fenced() ? "another node has taken over" : "the database has confirmed no write for too long");
       // Nothing more reaches this verticle: the consumers go first, then the verticle itself.
       consumers.forEach(MessageConsumer::unregister);
+      sendToNodes();
       role.stepDown().run();
     }
   }
@@ -1064,8 +1088,9 @@ public final class PoolVerticle extends VerticleBase {
         if (batch.firstId() != CommittedChanges.NO_IDS) {
           vertx.eventBus().publish(PoolAddresses.COMMITTED, batch, TO_LOCAL_STREAMS);
           if (role != null) {
-            // The other nodes' live streams: each node hands the batch to its own (see ClusterNode).
-            vertx.eventBus().publish(PoolForwarding.COMMITTED, batch, PoolForwarding.TO_NODES);
+            // The other nodes' live streams get the batches a few times a second, several per message:
+            // one message per commit cost the owner a third of its throughput (measured, durable).
+            toNodes.add(batch);
           }
         }
       }
