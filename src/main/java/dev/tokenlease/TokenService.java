@@ -89,7 +89,7 @@ public final class TokenService implements AutoCloseable {
       }
       deployments.add(await(vertx.deployVerticle(new CredentialsVerticle(config.vault(), connect))));
       Auth auth = new Auth(config.auth(), java.time.Clock.systemUTC());
-      deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect))));
+      deployments.add(await(vertx.deployVerticle(new AuthVerticle(auth, connect, config.vault().keysetJson()))));
       ApiDocs docs = ApiDocs.load();
       ChangeStream.Shared events = new ChangeStream.Shared(config.events());
       List<HttpApiVerticle> http = new ArrayList<>();

@@ -34,16 +34,20 @@ public final class AuthVerticle extends VerticleBase {
   private long keyTimer = -1;
   private boolean refreshing;
 
-  public AuthVerticle(Auth auth, PgConnectOptions connectOptions) {
+  private final String sealingKeysetJson;
+
+  /** @param sealingKeysetJson the vault's keyset, which seals the JWT signing keys at rest, or null */
+  public AuthVerticle(Auth auth, PgConnectOptions connectOptions, String sealingKeysetJson) {
     this.auth = auth;
     this.connectOptions = connectOptions;
+    this.sealingKeysetJson = sealingKeysetJson;
   }
 
   @Override
   public Future<?> start() {
     pg = SharedPool.handle(vertx, connectOptions);
     AuthStore store = new AuthStore(pg);
-    SigningKeys keys = new SigningKeys(auth.config().jwt(), auth.config().tokenTtl(), pg);
+    SigningKeys keys = new SigningKeys(auth.config().jwt(), auth.config().tokenTtl(), pg, sealingKeysetJson);
     AuthService service = new AuthService(auth, store, vertx.eventBus(), keys);
     changes = vertx.eventBus().consumer(AuthService.CHANGES, message -> service.apply(message.body()));
     AuthMessages.registerCodecs(vertx.eventBus());
@@ -71,7 +75,7 @@ public final class AuthVerticle extends VerticleBase {
       }
       if (auth.config().jwt().enabled()) {
         LOG.info("Access tokens are JWTs (RFC 9068), signed with {} keys rotated every {}; private keys are {}",
-            SigningKeys.ALGORITHM, auth.config().jwt().keyRotation(), auth.config().jwt().sealingKeysetJson() != null
+            SigningKeys.ALGORITHM, auth.config().jwt().keyRotation(), keys.sealed()
                 ? "sealed with the vault keyset" : "kept unsealed in the database (set TOKENS_VAULT_KEYSET_FILE to seal them)");
       }
       // With opaque tokens too: keys made while JWTs were issued stay published until their tokens expire.

@@ -73,17 +73,21 @@ final class SigningKeys {
   private final Long sealerKeyId;
   private List<SigningKey> signing = List.of();
 
-  SigningKeys(JwtConfig config, Duration tokenTtl, Pool pg) {
+  /**
+   * @param sealingKeysetJson the vault's Tink keyset ({@code TOKENS_VAULT_KEYSET[_FILE]}), which
+   *     seals the private keys kept in the database, or null (then they are kept unsealed)
+   */
+  SigningKeys(JwtConfig config, Duration tokenTtl, Pool pg, String sealingKeysetJson) {
     this.config = config;
     this.tokenTtl = tokenTtl;
     this.pg = pg;
-    if (config.sealingKeysetJson() == null) {
+    if (sealingKeysetJson == null) {
       sealer = null;
       sealerKeyId = null;
     } else {
       try {
         AeadConfig.register();
-        KeysetHandle keyset = TinkJsonProtoKeysetFormat.parseKeyset(config.sealingKeysetJson(),
+        KeysetHandle keyset = TinkJsonProtoKeysetFormat.parseKeyset(sealingKeysetJson,
             InsecureSecretKeyAccess.get());
         sealer = keyset.getPrimitive(RegistryConfiguration.get(), Aead.class);
         sealerKeyId = Integer.toUnsignedLong(keyset.getPrimary().getId());
@@ -91,6 +95,10 @@ final class SigningKeys {
         throw new IllegalStateException("The vault keyset cannot seal signing keys", e);
       }
     }
+  }
+
+  boolean sealed() {
+    return sealer != null;
   }
 
   /** How long before a key takes over its successor is made and published. */

@@ -46,9 +46,10 @@ public final class OpsRoutes {
     // Probes stay open, as /api/health does: orchestrators call them without credentials.
     HealthCheckHandler live = HealthCheckHandler.create(vertx)
         .register("event-loops", PROBE_TIMEOUT_MILLIS, done -> {
-          if (pool.clusterView() != null) {
+          var cluster = pool.clusterView();
+          if (cluster != null) {
             // A cluster's node is alive whoever owns the pools: its HTTP loop answered this.
-            done.tryComplete(Status.OK(new JsonObject().put("node", pool.clusterView().node())));
+            done.tryComplete(Status.OK(new JsonObject().put("node", cluster.node())));
             return;
           }
           pool.status()
@@ -57,7 +58,8 @@ public final class OpsRoutes {
         });
     HealthCheckHandler ready = HealthCheckHandler.create(vertx)
         .register("pool", PROBE_TIMEOUT_MILLIS, done -> {
-          if (pool.clusterView() != null && !pool.clusterView().ownerLive()) {
+          var cluster = pool.clusterView();
+          if (cluster != null && !cluster.ownerLive()) {
             done.tryComplete(Status.KO(new JsonObject().put("reason", "No node owns the pools now.")));
             return;
           }

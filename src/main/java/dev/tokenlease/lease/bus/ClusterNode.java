@@ -53,8 +53,6 @@ public final class ClusterNode extends VerticleBase {
   private volatile View view;
   private io.vertx.core.eventbus.MessageConsumer<PoolForwarding.Committed> committed;
   private io.vertx.core.eventbus.MessageConsumer<Object> forwarded;
-  /** Set once the pool verticle has been undeployed in a stop. */
-  private volatile boolean stopped;
   private long readSentNanos;
   private io.vertx.core.json.JsonObject announced;
   private long announcedNanos;
@@ -81,7 +79,7 @@ public final class ClusterNode extends VerticleBase {
         announcedNanos = System.nanoTime();
       }
     });
-    forwarded = PoolForwarding.serveNode(vertx, config.cluster().nodeId(), () -> deployment != null && !stopped,
+    forwarded = PoolForwarding.serveNode(vertx, config.cluster().nodeId(), () -> deployment != null,
         config.cluster().forwardTimeout());
     // The owner's committed batches, for this node's live streams (the owner's own streams get them locally).
     committed = vertx.eventBus().<PoolForwarding.Committed>consumer(PoolForwarding.COMMITTED, message -> {
@@ -189,9 +187,8 @@ public final class ClusterNode extends VerticleBase {
     if (timer != -1) {
       vertx.cancelTimer(timer);
     }
-    return stepDown().eventually(() -> {
-      stopped = true;
-      return Future.join(committed.unregister(), forwarded.unregister(), announcements.unregister());
-    }).eventually(() -> pg.close());
+    return stepDown()
+        .eventually(() -> Future.join(committed.unregister(), forwarded.unregister(), announcements.unregister()))
+        .eventually(() -> pg.close());
   }
 }

@@ -40,10 +40,13 @@ import java.util.concurrent.TimeUnit;
  * other (as for the {@code tokens.api.*} addresses).
  */
 public final class PoolForwarding {
-  /** Where the owner answers forwarded operations. */
-  public static final String ADDRESS = "tokens.cluster.forward";
+  /** Each node answers forwarded operations at this prefix and its id ({@link #nodeAddress}). */
+  private static final String ADDRESS = "tokens.cluster.forward";
   static final String CODEC = "tokens.cluster.java";
   private static final DeliveryOptions LOCAL = new DeliveryOptions().setLocalOnly(true);
+  /** Committed batches from the owner to every node, for their live streams ({@code /api/events}). */
+  static final String COMMITTED = "tokens.cluster.committed";
+  static final DeliveryOptions TO_NODES = new DeliveryOptions().setCodecName(CODEC);
   /**
    * The refusal of an owner that is handing the pools over (a planned stop): nothing was changed, and
    * the operation is sent again until the next owner takes it.
@@ -51,17 +54,12 @@ public final class PoolForwarding {
   static final String HANDING_OVER = "handing_over";
   /** The refusal of a node that does not own the pools (the sender's view is behind): sent again. */
   static final String NOT_OWNER = "not_owner";
-
-  /** Where node {@code node} answers forwarded operations (registered once, when the node starts). */
-  static String nodeAddress(String node) {
-    return ADDRESS + "." + node;
-  }
-  /** Committed batches from the owner to every node, for their live streams ({@code /api/events}). */
-  static final String COMMITTED = "tokens.cluster.committed";
-  static final io.vertx.core.eventbus.DeliveryOptions TO_NODES = new io.vertx.core.eventbus.DeliveryOptions()
-      .setCodecName(CODEC);
   private static final long RETRY_MILLIS = 100;
   private static final Map<Vertx, PoolForwarding> BY_VERTX = new ConcurrentHashMap<>();
+  /** The operations that change the pools: when one may have been delivered but got no answer, its outcome is unknown. */
+  private static final java.util.Set<String> CHANGES = java.util.Set.of(PoolAddresses.ACTIVATE, PoolAddresses.RELEASE,
+      PoolAddresses.RENEW, PoolAddresses.REVOKE, PoolAddresses.CLEAR, PoolAddresses.CREATE_POOL,
+      PoolAddresses.UPDATE_POOL, PoolAddresses.DELETE_POOL);
 
   /** Committed batches from the owner to the other nodes, in commit order. */
   record Committed(java.util.List<CommittedChanges> batches) implements Serializable {}
@@ -74,7 +72,9 @@ public final class PoolForwarding {
 
   private final Vertx vertx;
   private final Duration timeout;
+  /** Whether this node's own pool verticle owns the pools now; read by every HTTP verticle. */
   private volatile boolean local;
+  private volatile java.util.function.Supplier<ClusterNode.View> viewSource = () -> null;
 
   private PoolForwarding(Vertx vertx, Duration timeout) {
     this.vertx = vertx;
@@ -98,7 +98,10 @@ public final class PoolForwarding {
     return BY_VERTX.get(vertx);
   }
 
-  private volatile java.util.function.Supplier<ClusterNode.View> viewSource = () -> null;
+  /** Where node {@code node} answers forwarded operations (registered once, when the node starts). */
+  static String nodeAddress(String node) {
+    return ADDRESS + "." + node;
+  }
 
   void viewSource(java.util.function.Supplier<ClusterNode.View> source) {
     viewSource = source;
@@ -113,15 +116,6 @@ public final class PoolForwarding {
   public void local(boolean owns) {
     local = owns;
   }
-
-  boolean local() {
-    return local;
-  }
-
-  /** The operations that change the pools: when one may have been delivered but got no answer, its outcome is unknown. */
-  private static final java.util.Set<String> CHANGES = java.util.Set.of(PoolAddresses.ACTIVATE, PoolAddresses.RELEASE,
-      PoolAddresses.RENEW, PoolAddresses.REVOKE, PoolAddresses.CLEAR, PoolAddresses.CREATE_POOL,
-      PoolAddresses.UPDATE_POOL, PoolAddresses.DELETE_POOL);
 
   /** One operation on its way to an owner, until it is answered or its deadline passes. */
   private final class Call {

@@ -104,7 +104,7 @@ public record AppConfig(
     public AuthConfig(boolean required, String adminClientId, String adminClientSecret, Duration tokenTtl,
         int ratePerSecond, int rateBurst, int oauthRatePerSecond, int oauthRateBurst) {
       this(required, adminClientId, adminClientSecret, tokenTtl, ratePerSecond, rateBurst, oauthRatePerSecond,
-          oauthRateBurst, null, new JwtConfig(false, Duration.ofDays(30), null, null));
+          oauthRateBurst, null, new JwtConfig(false, Duration.ofDays(30), null));
     }
 
     /** Never prints the admin secret. */
@@ -123,17 +123,8 @@ public record AppConfig(
    * @param enabled whether {@code POST /oauth/token} issues signed JWTs ({@code TOKENS_M2M_TOKEN_FORMAT=jwt})
    * @param keyRotation how long one signing key signs before its successor takes over
    * @param audience the {@code aud} claim, or null for the issuer (this service is the resource server)
-   * @param sealingKeysetJson the vault's Tink keyset, which seals the private keys kept in the
-   *     database, or null (then they are kept unsealed, and start-up says so)
    */
-  public record JwtConfig(boolean enabled, Duration keyRotation, String audience, String sealingKeysetJson) {
-    /** Never prints the keyset. */
-    @Override
-    public String toString() {
-      return "JwtConfig[enabled=" + enabled + ", keyRotation=" + keyRotation + ", audience=" + audience
-          + ", sealed=" + (sealingKeysetJson != null) + "]";
-    }
-  }
+  public record JwtConfig(boolean enabled, Duration keyRotation, String audience) {}
 
   /**
    * The live stream of committed changes ({@code GET /api/events}).
@@ -390,7 +381,7 @@ public record AppConfig(
       throw new ConfigException(M2M_JWT_AUDIENCE + ": expected 1 to 256 printable characters without spaces, got '"
           + audience + "'");
     }
-    return new JwtConfig(format.equals("jwt"), rotation, audience, keyset(json));
+    return new JwtConfig(format.equals("jwt"), rotation, audience);
   }
 
   /** An absolute http(s) URL with no query or fragment; a trailing slash is dropped. */
