@@ -137,10 +137,7 @@ public final class CampaignCheck {
         }
       }
     }
-    int overlaps = overlaps(usages.values());
-    if (overlaps > 0) {
-      note(examples, overlaps + " overlapping usages in the database");
-    }
+    int overlaps = overlaps(usages.values(), examples);
     int acknowledged = (int) outcomes.stream().filter(Outcome::acknowledged).count();
     int refused = (int) outcomes.stream().filter(Outcome::refused).count();
     int unknown = (int) outcomes.stream().filter(o -> o.status() == -1).count();
@@ -153,7 +150,7 @@ public final class CampaignCheck {
     return expires == null ? 0 : java.time.Instant.parse(expires).toEpochMilli();
   }
 
-  private static int overlaps(java.util.Collection<Usage> usages) {
+  private static int overlaps(java.util.Collection<Usage> usages, List<String> examples) {
     Map<String, List<Usage>> byToken = usages.stream().collect(Collectors.groupingBy(Usage::tokenId));
     int overlaps = 0;
     for (List<Usage> history : byToken.values()) {
@@ -163,6 +160,7 @@ public final class CampaignCheck {
         Usage next = history.get(i);
         if (previous.endedMillis() == null || previous.endedMillis() > next.startedMillis()) {
           overlaps++;
+          note(examples, "overlapping usages in the database: " + previous + " then " + next);
         }
       }
     }

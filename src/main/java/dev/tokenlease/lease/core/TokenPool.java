@@ -252,7 +252,7 @@ public final class TokenPool {
     }
     checkUserLimit(userId);
     if (available.size() > 0 && waiters.isEmpty()) {
-      return grant(userId, idempotencyKey, null, nowNanos);
+      return grant(userId, idempotencyKey, null);
     }
     switch (settings.overflow()) {
       case EVICT_OLDEST -> {
@@ -264,7 +264,7 @@ public final class TokenPool {
         Grant.Evicted evicted = new Grant.Evicted(oldest.id, ending.userId, ending.generation,
             Math.max(0, (nowNanos - ending.startedNanos) / 1_000_000L));
         end(oldest, EndReason.EVICTED, clock.millis());
-        return grant(userId, idempotencyKey, evicted, nowNanos);
+        return grant(userId, idempotencyKey, evicted);
       }
       case REJECT -> {
         rejected++;
@@ -322,6 +322,16 @@ public final class TokenPool {
   }
 
   /** The refusal of a full pool, with the whole seconds until the next lease is due to end. */
+  /**
+   * The monotonic time a lease's deadline counts from, read just after the wall clock that stamps
+   * its start and expiry: if the thread stalls between the two reads (GC, SIGSTOP), the deadline
+   * falls late, never before the expiry its holder is told; read the other way round, a stall would
+   * free the token to the next user while the holder still believed it held it.
+   */
+  private long leaseNanos() {
+    return nanoTime.getAsLong();
+  }
+
   private ApiException full(long nowNanos) {
     Token next = active.head();
     return new ApiException(ErrorCode.CONFLICT, "No token available in pool " + name + ".",
@@ -329,8 +339,9 @@ public final class TokenPool {
   }
 
   /** Leases the available token released longest ago. */
-  private Grant grant(UUID userId, String idempotencyKey, Grant.Evicted evicted, long nowNanos) {
+  private Grant grant(UUID userId, String idempotencyKey, Grant.Evicted evicted) {
     long nowMillis = clock.millis();
+    long nowNanos = leaseNanos();
     Token token = available.head();
     removeFrom(available, token);
     Lease lease = new Lease(userId, ++group.lastGeneration, nowMillis, nowNanos, idempotencyKey, evicted,
@@ -380,7 +391,7 @@ public final class TokenPool {
           grant = repeat(known, waiter.userId);
         } else {
           checkUserLimit(waiter.userId);
-          grant = grant(waiter.userId, waiter.idempotencyKey, null, nowNanos);
+          grant = grant(waiter.userId, waiter.idempotencyKey, null);
         }
         group.outcomes.add(new WaitOutcome(waiter.handle, name, grant, null, waited));
       } catch (ApiException refused) {
@@ -443,10 +454,11 @@ public final class TokenPool {
    * if that is sooner; a lease that already ends there cannot be extended (409).
    */
   public TokenView renew(UUID tokenId, UUID userId, Long generation) {
-    long nowNanos = expireDue();
+    expireDue();
     Token token = heldBy(tokenId, userId, generation);
     Lease lease = token.lease;
     long nowMillis = clock.millis();
+    long nowNanos = leaseNanos();
     long expiresAt = nowMillis + ttlMillis;
     long deadline = nowNanos + ttlNanos;
     Duration maxHold = settings.maxHold();

@@ -10,6 +10,7 @@ import java.time.ZoneOffset;
 final class ManualTime extends Clock {
   private Instant wall;
   private long nanos = 1_000_000_000L;
+  private Duration pauseAtWallRead = Duration.ZERO;
 
   ManualTime(Instant start) {
     this.wall = start;
@@ -26,12 +27,25 @@ final class ManualTime extends Clock {
     wall = wall.plus(step);
   }
 
+  /**
+   * The thread reading the clocks stalls (GC, SIGSTOP) just before its next wall-clock read: both
+   * clocks move by this much first.
+   */
+  void pauseAtNextWallRead(Duration pause) {
+    pauseAtWallRead = pause;
+  }
+
   long nanoTime() {
     return nanos;
   }
 
   @Override
   public Instant instant() {
+    if (!pauseAtWallRead.isZero()) {
+      Duration pause = pauseAtWallRead;
+      pauseAtWallRead = Duration.ZERO;
+      advance(pause);
+    }
     return wall;
   }
 

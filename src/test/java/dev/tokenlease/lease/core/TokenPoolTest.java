@@ -531,6 +531,27 @@ class TokenPoolTest {
   }
 
   @Test
+  @DisplayName("a stall between the clock reads never ends a lease before the expiry its holder was told")
+  void stallBetweenClockReads() {
+    TokenPool pool = pool(1);
+    time.pauseAtNextWallRead(Duration.ofSeconds(4));
+    TokenView granted = pool.activate(user(1)).lease();
+    assertThat(granted.expiresAt()).isEqualTo(granted.activatedAt().plus(TTL));
+    time.advance(Duration.between(time.instant(), granted.expiresAt()).minusMillis(1));
+    assertThat(pool.get(granted.tokenId()).state()).as("held until the expiry told").isEqualTo(TokenState.ACTIVE);
+
+    time.pauseAtNextWallRead(Duration.ofSeconds(4));
+    TokenView renewed = pool.renew(granted.tokenId(), user(1), granted.generation());
+    time.advance(Duration.between(time.instant(), renewed.expiresAt()).minusMillis(1));
+    assertThat(pool.get(granted.tokenId()).state()).as("renewed: held until the expiry told").isEqualTo(TokenState.ACTIVE);
+
+    time.advance(Duration.ofMillis(1));
+    TokenView next = pool.activate(user(2)).lease();
+    assertThat(next.tokenId()).isEqualTo(granted.tokenId());
+    assertThat(next.activatedAt()).isAfterOrEqualTo(renewed.expiresAt());
+  }
+
+  @Test
   @DisplayName("the holder can release early; others, stale generations and ended leases get a conflict")
   void releaseRules() {
     TokenPool pool = pool(2);
