@@ -77,6 +77,10 @@ public final class UsageRepository implements PoolStore {
   public static UsageRepository open(Vertx vertx, PgConnectOptions connectOptions, int connections,
       long attemptTimeoutMillis, long leaseTtlMillis, boolean exclusive) {
     PgConnectOptions options = new PgConnectOptions(connectOptions).setCachePreparedStatements(true)
+        // The client caches only statements under 2,048 characters by default; the batch statement is
+        // longer, and uncached it cost a parse and an extra round trip per batch (0.35 ms of server
+        // time and a round trip of client time, seen in the server log). Our statements are a fixed set.
+        .setPreparedStatementCacheSqlLimit(16_384)
         // A generic plan made while usages was small seq-scans it for every batch once it is large
         // (throughput fell by half within a minute); a custom plan sees the table as it is now.
         .addProperty("plan_cache_mode", "force_custom_plan")
