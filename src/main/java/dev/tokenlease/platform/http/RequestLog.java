@@ -25,6 +25,13 @@ public final class RequestLog implements Handler<RoutingContext> {
   private static final Logger ACCESS = LoggerFactory.getLogger(ACCESS_LOGGER);
   /** Ids a caller may choose: what log search and tracing tools carry safely. */
   private static final Pattern WELL_FORMED = Pattern.compile("[A-Za-z0-9._:-]{1,128}");
+  /**
+   * Whether the log is JSON (see logback.xml), whose lines carry the fields as key-values. The text
+   * appender prints only the message, so there the line is built at once and logged as it is: the
+   * key-value event and its argument formatting were a quarter of the memory a request allocates
+   * (measured with JFR's allocation samples under load), and so of the collector's pauses.
+   */
+  private static final boolean KEY_VALUES = "JSON".equals(System.getProperty("tokens.log.appender"));
 
   @Override
   public void handle(RoutingContext ctx) {
@@ -44,6 +51,12 @@ public final class RequestLog implements Handler<RoutingContext> {
       int status = ctx.response().getStatusCode();
       String method = ctx.request().method().name();
       String millis = millis(System.nanoTime() - started);
+      if (!KEY_VALUES) {
+        ACCESS.info(new StringBuilder(96).append(method).append(' ').append(route).append(' ').append(status)
+            .append(' ').append(millis).append(" ms request ").append(id)
+            .append(done.succeeded() ? "" : " (connection closed)").toString());
+        return;
+      }
       ACCESS.atInfo()
           .addKeyValue("request_id", id)
           .addKeyValue("method", method)
