@@ -37,8 +37,9 @@ import org.HdrHistogram.Histogram;
  * here; load comes from wrk (closed loop, maximum throughput) and from {@link OpenLoopLoad} at half
  * of each server's maximum (latency, corrected for coordinated omission).
  *
- * <p>Run: {@code mvn -B -Pbench -DskipTests package} (add {@code -Dbench.args=--quick} for a run
- * under three minutes). Results: a table on stdout and {@code target/bench/bench.md}, {@code .json}.
+ * <p>Run: {@code mvn -B -Pbench -DskipTests package} (add {@code -Dbench.args=--quick} for the short
+ * run; {@code --only=memory,durable} for some scenarios). Results: a table on stdout and
+ * {@code target/bench/bench.md}, {@code .json}.
  */
 public final class Benchmark {
   private record Settings(Duration warmup, Duration closed, Duration open, List<Integer> poolSizes, String name,
@@ -48,8 +49,9 @@ public final class Benchmark {
     }
   }
 
-  private record Scenario(String name, String description, double maxRps, long failures, double halfRate,
-      double halfAchieved, double p50, double p99, double p999, long halfErrors) {}
+  private record Scenario(String name, String description, int connections, double maxRps, long failures,
+      double halfRate, double halfAchieved, double p50, double p99, double p999, long halfErrors,
+      Pauses.Seen servicePauses, Pauses.Seen generatorPauses) {}
 
   private record Scale(int tokens, double rps, double coreOpsPerSecond, long heapUsedBytes, double heapBytesPerToken,
       double firstStartSeconds, double restartSeconds) {}
@@ -66,6 +68,11 @@ public final class Benchmark {
   private double bearerChecksPerSecond = Double.NaN;
   private dev.tokenlease.lease.bus.CrossingRate.Result crossing;
   private final List<WaitContention.Result> waits = new ArrayList<>();
+  /** The safepoint log of the server listening on each port, for the pauses seen during a scenario. */
+  private final Map<Integer, Pauses> pausesByPort = new HashMap<>();
+  /** This process's own pauses (the load generator's), when the JVM was started to log them (see pom.xml). */
+  private final Pauses generatorPauses = new Pauses(Path.of("target", "bench-generator-safepoints.log"));
+  private RedissonPeer.Result redisson;
 
   private Benchmark(Settings settings) {
     this.settings = settings;
@@ -77,12 +84,14 @@ public final class Benchmark {
       words.addAll(List.of(arg.trim().split("\\s+")));
     }
     boolean quick = words.contains("--quick") || words.contains("quick");
-    // --only=noop,memory,durable,auth,crossing,dblock,wait,mixed,cluster,scale runs a subset (while tuning); the default runs all.
+    // Warm-up: on two cores the JIT compilers take a while over the service's hot paths (a service's
+    // C2 threads had used 11.7 s of CPU after about 40 s of load); measuring earlier measures them too.
+    // --only=noop,memory,durable,redisson,auth,crossing,dblock,wait,mixed,cluster,scale runs a subset (while tuning); the default runs all.
     List<String> only = words.stream().filter(w -> w.startsWith("--only="))
         .flatMap(w -> List.of(w.substring(7).split(",")).stream()).toList();
     Settings settings = quick
-        ? new Settings(Duration.ofSeconds(5), Duration.ofSeconds(6), Duration.ofSeconds(5), List.of(100, 10_000, 1_000_000), "quick", only)
-        : new Settings(Duration.ofSeconds(8), Duration.ofSeconds(20), Duration.ofSeconds(15), List.of(100, 10_000, 1_000_000), "full", only);
+        ? new Settings(Duration.ofSeconds(10), Duration.ofSeconds(6), Duration.ofSeconds(5), List.of(100, 10_000, 1_000_000), "quick", only)
+        : new Settings(Duration.ofSeconds(15), Duration.ofSeconds(20), Duration.ofSeconds(15), List.of(100, 10_000, 1_000_000), "full", only);
     Instant started = Instant.now();
     Benchmark bench = new Benchmark(settings);
     bench.run();
@@ -100,6 +109,9 @@ public final class Benchmark {
       if (settings.runs(ack)) {
         activation(ack, activate);
       }
+    }
+    if (settings.runs("redisson")) {
+      redisson();
     }
     if (settings.runs("auth")) {
       authenticated();
@@ -130,7 +142,7 @@ public final class Benchmark {
 
   private void noop(Path activate) throws Exception {
     log("ceiling: no-op route on the same HTTP stack");
-    try (Child noop = Child.benchServer("noop", List.of())) {
+    try (Child noop = child("noop", List.of())) {
       scenarios.add(measure("noop", "no-op route, same stack, same reply size", noop.port(), activate, this::activation));
     }
   }
@@ -139,13 +151,35 @@ public final class Benchmark {
     log("activate, " + ack + " acknowledgments, pool of 100 (full: every activation evicts)");
     String database = TestDatabase.create();
     settle();
-    try (ServiceProcess service = ServiceProcess.launch(Map.of("TOKENS_PG_URL", database,
+    try (ServiceProcess service = launch(ack, Map.of("TOKENS_PG_URL", database,
         "TOKENS_PERSISTENCE_ACK", ack, "TOKENS_POOL_SIZE", "100")).awaitReady(Duration.ofSeconds(120))) {
       scenarios.add(measure(ack, "activate, " + ack + " ack, pool full", service.port(), activate, this::activation));
+      if (ack.equals("durable")) {
+        // The group-commit curve: fewer and more callers in flight than the default 64.
+        for (int connections : List.of(16, 256)) {
+          awaitWritesDrained(service.port());
+          scenarios.add(measure("durable-c" + connections, "activate, durable ack, pool full, " + connections
+              + " connections", service.port(), activate, this::activation, connections));
+        }
+      }
       service.terminate(Duration.ofSeconds(60));
     } finally {
       TestDatabase.drop(database);
     }
+  }
+
+  /** The peer: Redisson's expirable semaphore on the local Redis, with the pool's permits and lease time. */
+  private void redisson() throws Exception {
+    log("peer: Redisson RPermitExpirableSemaphore (100 permits, lease PT2M) on Redis at 127.0.0.1:6379, "
+        + CONNECTIONS + " async loops of acquire + release");
+    if (!RedissonPeer.reachable("127.0.0.1", 6379)) {
+      log("  skipped: no Redis answers at 127.0.0.1:6379");
+      return;
+    }
+    redisson = RedissonPeer.run("127.0.0.1", 6379, 100, Duration.ofMinutes(2), CONNECTIONS, settings.warmup(),
+        settings.closed());
+    log(String.format(Locale.ROOT, "  redisson: %.0f lease + release cycles/s (%d failed), cycle p50 %.2f ms p99 %.2f ms",
+        redisson.cyclesPerSecond(), redisson.failed(), redisson.p50Millis(), redisson.p99Millis()));
   }
 
   /**
@@ -164,7 +198,7 @@ public final class Benchmark {
     log(String.format(Locale.ROOT, "  bearer check alone (hash + lookup, 1000 live tokens): %.0f checks/s on one thread",
         bearerChecksPerSecond));
     settle();
-    try (ServiceProcess service = ServiceProcess.launch(env).awaitReady(Duration.ofSeconds(120))) {
+    try (ServiceProcess service = launch("auth", env).awaitReady(Duration.ofSeconds(120))) {
       String basic = java.util.Base64.getEncoder().encodeToString(("bench-admin:" + secret).getBytes());
       Http.Response issued = service.http().request("POST", "/oauth/token", "grant_type=client_credentials&scope=tokens:write",
           "Content-Type", "application/x-www-form-urlencoded", "Authorization", "Basic " + basic);
@@ -191,10 +225,37 @@ public final class Benchmark {
     Thread.sleep(1_000);
   }
 
+  /**
+   * The JVM options every service process of the benchmark runs with: none beyond the JDK's defaults,
+   * so that the figures are those of {@code java -jar} as the README runs it.
+   */
+  static final List<String> SERVICE_JVM = List.of();
+
+  /** Starts the packaged service as the README does, logging its pauses to {@code <label>-safepoints.log}. */
+  private ServiceProcess launch(String label, Map<String, String> env) throws IOException {
+    Pauses pauses = new Pauses(out.toAbsolutePath().resolve(label + "-safepoints.log"));
+    Files.deleteIfExists(out.resolve(label + "-safepoints.log"));
+    List<String> options = new ArrayList<>(SERVICE_JVM);
+    options.add(pauses.option());
+    ServiceProcess service = ServiceProcess.launch(env, options);
+    pausesByPort.put(service.port(), pauses);
+    return service;
+  }
+
+  /** Starts a bench server ({@link BenchServer}), logging its pauses as {@link #launch} does. */
+  private Child child(String mode, List<String> extra) throws Exception {
+    Path log = out.toAbsolutePath().resolve(mode + "-safepoints.log");
+    Files.deleteIfExists(log);
+    Pauses pauses = new Pauses(log);
+    Child child = Child.benchServer(mode, extra, pauses);
+    pausesByPort.put(child.port(), pauses);
+    return child;
+  }
+
   private void dblock(Path activate) throws Exception {
     log("baseline: one PostgreSQL transaction with row locks per activation");
     String dblockDb = TestDatabase.create();
-    try (Child dblock = Child.benchServer("dblock", List.of(dblockDb, "100", Integer.toString(DBLOCK_CONNECTIONS)))) {
+    try (Child dblock = child("dblock", List.of(dblockDb, "100", Integer.toString(DBLOCK_CONNECTIONS)))) {
       scenarios.add(measure("dblock", "seed design: FOR UPDATE SKIP LOCKED per activation, "
           + DBLOCK_CONNECTIONS + " connections", dblock.port(), activate, this::activation));
     } finally {
@@ -243,8 +304,8 @@ public final class Benchmark {
     settle();
     int[] ports = {dev.tokenlease.support.RunningService.freePort(), dev.tokenlease.support.RunningService.freePort(),
         dev.tokenlease.support.RunningService.freePort()};
-    try (ServiceProcess first = ServiceProcess.launch(clusterEnv(database, "memory", ports, 0)).awaitReady(Duration.ofSeconds(120));
-         ServiceProcess second = ServiceProcess.launch(clusterEnv(database, "memory", ports, 1)).awaitReady(Duration.ofSeconds(120))) {
+    try (ServiceProcess first = launch("cluster-node1", clusterEnv(database, "memory", ports, 0)).awaitReady(Duration.ofSeconds(120));
+         ServiceProcess second = launch("cluster-node2", clusterEnv(database, "memory", ports, 1)).awaitReady(Duration.ofSeconds(120))) {
       scenarios.add(measure("cluster-owner", "activate through the owner node, memory ack, 2-node cluster",
           first.port(), activate, this::activation));
       scenarios.add(measure("cluster-forward", "activate through a non-owner (forwarded), memory ack, 2-node cluster",
@@ -324,7 +385,7 @@ public final class Benchmark {
   private void mixed() throws Exception {
     log("mixed: 80 % GET token, 15 % activate, 5 % usages (durable)");
     String database = TestDatabase.create();
-    try (ServiceProcess service = ServiceProcess.launch(serviceEnv(database, "durable", 100))
+    try (ServiceProcess service = launch("mixed", serviceEnv(database, "durable", 100))
         .awaitReady(Duration.ofSeconds(120))) {
       List<String> ids = new ArrayList<>();
       for (Object token : service.http().get("/api/tokens").array("tokens")) {
@@ -421,19 +482,34 @@ public final class Benchmark {
   /** Warm up, find the maximum closed-loop rate, then measure latency open-loop at half of it. */
   private Scenario measure(String name, String description, int port, Path script, Supplier<OpenLoopLoad.Call> calls)
       throws Exception {
-    Wrk.run(port, script, settings.warmup(), WRK_THREADS, CONNECTIONS);
-    Wrk.Result max = Wrk.run(port, script, settings.closed(), WRK_THREADS, CONNECTIONS);
+    return measure(name, description, port, script, calls, CONNECTIONS);
+  }
+
+  /**
+   * As {@link #measure(String, String, int, Path, Supplier)} with this many connections, reporting the
+   * pauses (safepoints) of the server and of this process during the latency run.
+   */
+  private Scenario measure(String name, String description, int port, Path script, Supplier<OpenLoopLoad.Call> calls,
+      int connections) throws Exception {
+    Wrk.run(port, script, settings.warmup(), WRK_THREADS, connections);
+    Wrk.Result max = Wrk.run(port, script, settings.closed(), WRK_THREADS, connections);
     double half = Math.max(100, max.goodput() / 2);
     awaitWritesDrained(port);
-    OpenLoopLoad.run(port, half, Duration.ofSeconds(2), CONNECTIONS, calls);
-    OpenLoopLoad.Result latency = OpenLoopLoad.run(port, half, settings.open(), CONNECTIONS, calls);
+    OpenLoopLoad.run(port, half, Duration.ofSeconds(2), connections, calls);
+    Pauses server = pausesByPort.get(port);
+    long serverMark = server == null ? 0 : server.mark();
+    long generatorMark = generatorPauses.mark();
+    OpenLoopLoad.Result latency = OpenLoopLoad.run(port, half, settings.open(), connections, calls);
+    Pauses.Seen serverSeen = server == null ? Pauses.Seen.NONE : server.since(serverMark);
+    Pauses.Seen generatorSeen = generatorPauses.since(generatorMark);
     Histogram h = latency.latencyMicros();
-    Scenario scenario = new Scenario(name, description, max.goodput(), max.failures(), half, latency.achievedRate(),
-        h.getValueAtPercentile(50) / 1000.0, h.getValueAtPercentile(99) / 1000.0, h.getValueAtPercentile(99.9) / 1000.0,
-        latency.errors());
+    Scenario scenario = new Scenario(name, description, connections, max.goodput(), max.failures(), half,
+        latency.achievedRate(), h.getValueAtPercentile(50) / 1000.0, h.getValueAtPercentile(99) / 1000.0,
+        h.getValueAtPercentile(99.9) / 1000.0, latency.errors(), serverSeen, generatorSeen);
     log(String.format(Locale.ROOT, "  %s: max %.0f rps (%d failed); at %.0f rps (achieved %.0f) p50 %.2f ms p99 %.2f ms p99.9 %.2f ms (%d errors)%s",
         name, scenario.maxRps(), scenario.failures(), half, latency.achievedRate(), scenario.p50(), scenario.p99(),
         scenario.p999(), scenario.halfErrors(), latency.generatorBound() ? " [generator-bound]" : ""));
+    log("    pauses during the latency run: server " + serverSeen + "; generator " + generatorSeen);
     return scenario;
   }
 
@@ -499,6 +575,9 @@ public final class Benchmark {
     ratios.put("memory/dblock", rps("memory") / rps("dblock"));
     ratios.put("durable/dblock", rps("durable") / rps("dblock"));
     ratios.put("auth/memory", rps("auth") / rps("memory"));
+    double peer = redisson == null ? Double.NaN : redisson.cyclesPerSecond();
+    ratios.put("memory/redisson", rps("memory") / peer);
+    ratios.put("durable/redisson", rps("durable") / peer);
 
     StringBuilder md = new StringBuilder();
     md.append("# Benchmark (").append(settings.name()).append(", ").append(Instant.now().toString(), 0, 19).append("Z)\n\n");
@@ -508,13 +587,23 @@ public final class Benchmark {
     md.append("max rps counts successful answers only; failed is the number of non-2xx answers in that run.\n\n");
     md.append("Latency is measured open-loop at half the maximum; when the generator, sharing the machine, could not\n"
         + "send that rate (achieved < 95 % of offered), the row says so and its latencies describe the generator.\n\n");
-    md.append("| scenario | what | max rps | failed | half-load rps (achieved) | p50 ms | p99 ms | p99.9 ms | errors |\n");
-    md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.append("Pauses are the stop-the-world safepoints (collections and the rest) logged during the latency run, by\n"
+        + "the server and by the generator (this process): count, how many took over 1 ms, the longest.\n\n");
+    md.append("| scenario | what | conns | max rps | failed | half-load rps (achieved) | p50 ms | p99 ms | p99.9 ms | errors "
+        + "| server pauses (>1 ms, max ms) | generator pauses (>1 ms, max ms) |\n");
+    md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (Scenario s : scenarios) {
       boolean bound = s.halfAchieved() < 0.95 * s.halfRate();
-      md.append(String.format(Locale.ROOT, "| %s | %s | %.0f | %d | %.0f (%.0f%s) | %.2f | %.2f | %.2f | %d |%n", s.name(),
-          s.description(), s.maxRps(), s.failures(), s.halfRate(), s.halfAchieved(), bound ? ", generator-bound" : "",
-          s.p50(), s.p99(), s.p999(), s.halfErrors()));
+      md.append(String.format(Locale.ROOT, "| %s | %s | %d | %.0f | %d | %.0f (%.0f%s) | %.2f | %.2f | %.2f | %d | %d (%d, %.1f) | %d (%d, %.1f) |%n",
+          s.name(), s.description(), s.connections(), s.maxRps(), s.failures(), s.halfRate(), s.halfAchieved(),
+          bound ? ", generator-bound" : "", s.p50(), s.p99(), s.p999(), s.halfErrors(), s.servicePauses().count(),
+          s.servicePauses().overOneMilli(), s.servicePauses().maxMillis(), s.generatorPauses().count(),
+          s.generatorPauses().overOneMilli(), s.generatorPauses().maxMillis()));
+    }
+    if (redisson != null) {
+      md.append(String.format(Locale.ROOT, "%nPeer: Redisson RPermitExpirableSemaphore (100 permits, lease PT2M, local Redis, "
+          + "%d async loops in this process): %.0f acquire + release cycles/s (%d failed), cycle p50 %.2f ms p99 %.2f ms.%n",
+          CONNECTIONS, redisson.cyclesPerSecond(), redisson.failed(), redisson.p50Millis(), redisson.p99Millis()));
     }
     md.append("\n| ratio | value | target |\n|---|---:|---|\n");
     md.append(String.format(Locale.ROOT, "| memory/noop | %.2f | >= 0.70 |%n", ratios.get("memory/noop")));
@@ -522,6 +611,8 @@ public final class Benchmark {
     md.append(String.format(Locale.ROOT, "| memory/dblock | %.1f | >= 10 |%n", ratios.get("memory/dblock")));
     md.append(String.format(Locale.ROOT, "| durable/dblock | %.1f | >= 3 |%n", ratios.get("durable/dblock")));
     md.append(String.format(Locale.ROOT, "| auth/memory | %.2f | >= 0.80 |%n", ratios.get("auth/memory")));
+    md.append(String.format(Locale.ROOT, "| memory/redisson | %.2f | >= 2 (goal) |%n", ratios.get("memory/redisson")));
+    md.append(String.format(Locale.ROOT, "| durable/redisson | %.2f | >= 1 (goal) |%n", ratios.get("durable/redisson")));
     md.append(String.format(Locale.ROOT, "%nBearer check alone (SHA-256 + lookup, one thread): %.0f checks/s.%n",
         bearerChecksPerSecond));
     if (!waits.isEmpty()) {
@@ -569,6 +660,7 @@ public final class Benchmark {
         .put("bearerChecksPerSecond", Double.isNaN(bearerChecksPerSecond) ? null : bearerChecksPerSecond)
         .put("wait", new JsonArray(waits.stream().map(JsonObject::mapFrom).toList()))
         .put("clusterFailoverMillis", new JsonArray(new ArrayList<>(failovers)))
+        .put("redisson", redisson == null ? null : JsonObject.mapFrom(redisson))
         .put("crossing", crossing == null ? null : new JsonObject().put("requestReplyPerSecond", crossing.requestReply())
             .put("directPerSecond", crossing.direct()));
     JsonArray scenarioJson = new JsonArray();
@@ -599,10 +691,10 @@ public final class Benchmark {
       this.port = port;
     }
 
-    static Child benchServer(String mode, List<String> extra) throws Exception {
+    static Child benchServer(String mode, List<String> extra, Pauses pauses) throws Exception {
       int port = RunningService.freePort();
       List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-          "-cp", System.getProperty("java.class.path"), BenchServer.class.getName(), mode, Integer.toString(port),
+          pauses.option(), "-cp", System.getProperty("java.class.path"), BenchServer.class.getName(), mode, Integer.toString(port),
           Integer.toString(Runtime.getRuntime().availableProcessors())));
       command.addAll(extra);
       Process process = new ProcessBuilder(command).redirectErrorStream(true)

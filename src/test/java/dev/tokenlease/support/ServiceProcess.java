@@ -23,6 +23,11 @@ public final class ServiceProcess implements AutoCloseable {
 
   /** Starts the jar with these environment variables (and a free port unless one is given). */
   public static ServiceProcess launch(Map<String, String> env) throws IOException {
+    return launch(env, List.of());
+  }
+
+  /** As {@link #launch(Map)}, with these options for the JVM (a GC log, say). */
+  public static ServiceProcess launch(Map<String, String> env, List<String> jvmOptions) throws IOException {
     Path jar = Path.of("target", "token-service.jar");
     if (!Files.exists(jar)) {
       throw new IllegalStateException("run 'mvn package' first: " + jar + " is missing");
@@ -30,8 +35,11 @@ public final class ServiceProcess implements AutoCloseable {
     Map<String, String> settings = new HashMap<>(env);
     settings.putIfAbsent("TOKENS_HTTP_PORT", Integer.toString(RunningService.freePort()));
     Path output = Files.createTempFile("token-service-", ".log");
-    ProcessBuilder builder = new ProcessBuilder(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar", jar.toString()))
+    List<String> command = new java.util.ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.addAll(jvmOptions);
+    command.addAll(List.of("-jar", jar.toString()));
+    ProcessBuilder builder = new ProcessBuilder(command)
         .redirectErrorStream(true)
         .redirectOutput(output.toFile());
     builder.environment().keySet().removeIf(name -> name.startsWith("TOKENS_"));
