@@ -627,7 +627,11 @@ class CredentialVaultTest {
       outputs.add(http.get("/api/credentials/" + id + "/history").raw());
       Eventually.await("three vault events", Duration.ofSeconds(2), () -> events.size() >= 3);
       outputs.addAll(events);
-      logs.list.forEach(e -> outputs.add(e.getFormattedMessage()));
+      // The service may still be appending (an access line follows its answer): copy under the
+      // appender's lock, which appends hold too.
+      synchronized (logs) {
+        logs.list.forEach(e -> outputs.add(e.getFormattedMessage()));
+      }
       List<String> secrets = new ArrayList<>(provider.issued());
       secrets.add(value);
       for (String request : provider.requests()) {
