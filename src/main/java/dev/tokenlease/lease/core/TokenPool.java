@@ -321,7 +321,6 @@ public final class TokenPool {
     }
   }
 
-  /** The refusal of a full pool, with the whole seconds until the next lease is due to end. */
   /**
    * The monotonic time a lease's deadline counts from, read just after the wall clock that stamps
    * its start and expiry: if the thread stalls between the two reads (GC, SIGSTOP), the deadline
@@ -332,6 +331,7 @@ public final class TokenPool {
     return nanoTime.getAsLong();
   }
 
+  /** The refusal of a full pool, with the whole seconds until the next lease is due to end. */
   private ApiException full(long nowNanos) {
     Token next = active.head();
     return new ApiException(ErrorCode.CONFLICT, "No token available in pool " + name + ".",
