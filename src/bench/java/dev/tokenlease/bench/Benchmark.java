@@ -226,18 +226,14 @@ public final class Benchmark {
   }
 
   /**
-   * The JVM options every service process of the benchmark runs with: none beyond the JDK's defaults,
-   * so that the figures are those of {@code java -jar} as the README runs it.
+   * Starts the packaged service as the README does ({@code java -jar}, the JDK's default collector and
+   * heap), adding only a log of its pauses, {@code <label>-safepoints.log}.
    */
-  static final List<String> SERVICE_JVM = List.of();
-
-  /** Starts the packaged service as the README does, logging its pauses to {@code <label>-safepoints.log}. */
   private ServiceProcess launch(String label, Map<String, String> env) throws IOException {
-    Pauses pauses = new Pauses(out.toAbsolutePath().resolve(label + "-safepoints.log"));
-    Files.deleteIfExists(out.resolve(label + "-safepoints.log"));
-    List<String> options = new ArrayList<>(SERVICE_JVM);
-    options.add(pauses.option());
-    ServiceProcess service = ServiceProcess.launch(env, options);
+    Path log = out.toAbsolutePath().resolve(label + "-safepoints.log");
+    Files.deleteIfExists(log);
+    Pauses pauses = new Pauses(log);
+    ServiceProcess service = ServiceProcess.launch(env, List.of(pauses.option()));
     pausesByPort.put(service.port(), pauses);
     return service;
   }
