@@ -230,9 +230,7 @@ public final class Benchmark {
    * heap), adding only a log of its pauses, {@code <label>-safepoints.log}.
    */
   private ServiceProcess launch(String label, Map<String, String> env) throws IOException {
-    Path log = out.toAbsolutePath().resolve(label + "-safepoints.log");
-    Files.deleteIfExists(log);
-    Pauses pauses = new Pauses(log);
+    Pauses pauses = pauseLog(label);
     ServiceProcess service = ServiceProcess.launch(env, List.of(pauses.option()));
     pausesByPort.put(service.port(), pauses);
     return service;
@@ -240,12 +238,17 @@ public final class Benchmark {
 
   /** Starts a bench server ({@link BenchServer}), logging its pauses as {@link #launch} does. */
   private Child child(String mode, List<String> extra) throws Exception {
-    Path log = out.toAbsolutePath().resolve(mode + "-safepoints.log");
-    Files.deleteIfExists(log);
-    Pauses pauses = new Pauses(log);
+    Pauses pauses = pauseLog(mode);
     Child child = Child.benchServer(mode, extra, pauses);
     pausesByPort.put(child.port(), pauses);
     return child;
+  }
+
+  /** A fresh pause log for one server process, {@code <label>-safepoints.log}. */
+  private Pauses pauseLog(String label) throws IOException {
+    Path log = out.toAbsolutePath().resolve(label + "-safepoints.log");
+    Files.deleteIfExists(log);
+    return new Pauses(log);
   }
 
   private void dblock(Path activate) throws Exception {

@@ -302,13 +302,15 @@ final class OpenLoopLoad {
 
     /** The Content-Length header's value, or -1 when there is none (a chunked answer is not expected here). */
     private static int contentLength(String head) {
-      int at = head.toLowerCase(java.util.Locale.ROOT).indexOf("\r\ncontent-length:");
-      if (at < 0) {
-        return -1;
+      String name = "\r\ncontent-length:";
+      for (int at = head.indexOf("\r\n"); at >= 0; at = head.indexOf("\r\n", at + 2)) {
+        if (head.regionMatches(true, at, name, 0, name.length())) {
+          int from = at + name.length();
+          int to = head.indexOf('\r', from);
+          return Integer.parseInt(head.substring(from, to < 0 ? head.length() : to).trim());
+        }
       }
-      int from = at + 17;
-      int to = head.indexOf('\r', from);
-      return Integer.parseInt(head.substring(from, to < 0 ? head.length() : to).trim());
+      return -1;
     }
   }
 }

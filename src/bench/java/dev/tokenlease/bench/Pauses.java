@@ -5,7 +5,6 @@ import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -65,7 +64,7 @@ final class Pauses {
       int over = 0;
       double total = 0;
       double max = 0;
-      for (String line : List.of(new String(bytes, StandardCharsets.UTF_8).split("\n"))) {
+      for (String line : new String(bytes, StandardCharsets.UTF_8).split("\n")) {
         Matcher m = TOTAL.matcher(line);
         if (m.find()) {
           double millis = Long.parseLong(m.group(1)) / 1e6;
