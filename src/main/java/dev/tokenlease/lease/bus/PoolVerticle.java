@@ -273,7 +273,7 @@ public final class PoolVerticle extends VerticleBase {
     }
     group.limitGenerations(claim.reservedUpTo());
     batcher = new WriteBehindBatcher(store, new BatchListener(), nanoTime, durable, config.batchSize(),
-        config.ackTimeout().toNanos(), config.maxLag().toNanos(), config.flushInterval().toNanos(),
+        config.writesInFlight(), config.ackTimeout().toNanos(), config.maxLag().toNanos(), config.flushInterval().toNanos(),
         claim.epoch(), claim.lastBatch(), claimSent);
     // Leases that ran out while the service was down: closed from the snapshot, nothing to undo.
     settle(durable ? group.undoMark() : -1);

@@ -28,6 +28,7 @@ import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -35,6 +36,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Reads and writes tokens and usages through the reactive PostgreSQL client, and holds the
@@ -45,6 +47,12 @@ public final class UsageRepository implements PoolStore {
 
   private final Vertx vertx;
   private final Pool pg;
+  /**
+   * The connection batches are written on, held while it works. Batches in flight are pipelined on
+   * it: the server runs each right after the one before, so a batch applies on top of its
+   * predecessor without waiting for the predecessor's answer to travel back first.
+   */
+  private final AtomicReference<Future<SqlConnection>> batchConnection = new AtomicReference<>();
   private final InstanceLock lock;
   private final long attemptTimeoutMillis;
   private final long leaseTtlMillis;
@@ -81,9 +89,9 @@ public final class UsageRepository implements PoolStore {
         // longer, and uncached it cost a parse and an extra round trip per batch (0.35 ms of server
         // time and a round trip of client time, seen in the server log). Our statements are a fixed set.
         .setPreparedStatementCacheSqlLimit(16_384)
-        // A generic plan made while usages was small seq-scans it for every batch once it is large
-        // (throughput fell by half within a minute); a custom plan sees the table as it is now.
-        .addProperty("plan_cache_mode", "force_custom_plan")
+        // PostgreSQL's default plan caching: the batch statement no longer joins usages (it upserts
+        // them), so its generic plan stays right as the history grows; planning it anew for every
+        // batch cost about 0.9 ms of server time per batch.
         // A batch waits for the writer row only behind a late attempt of its own; give up and retry.
         .addProperty("lock_timeout", "1000");
     Pool pg = PgBuilder.pool()
@@ -491,48 +499,69 @@ public final class UsageRepository implements PoolStore {
    * connection closed: it is then in doubt, and the fence keeps a late run of it harmless.
    */
   @Override
-  public Future<WriteBehindBatcher.Outcome> write(long epoch, long seq, long reserveUpTo, List<PoolChange> changes) {
+  public Future<WriteBehindBatcher.Outcome> write(long epoch, long prev, long seq, long reserveUpTo,
+      List<PoolChange> changes) {
     Map<Long, PoolChange> usages = new LinkedHashMap<>();
-    Map<Long, Boolean> granted = new HashMap<>();
     Map<UUID, PoolChange> tokens = new LinkedHashMap<>();
     for (PoolChange change : changes) {
       usages.put(change.generation(), change);
-      if (change.kind() == PoolChange.Kind.GRANTED) {
-        granted.put(change.generation(), Boolean.TRUE);
-      }
       tokens.put(change.tokenId(), change);
     }
-    List<PoolChange> updated = new ArrayList<>();
-    List<PoolChange> inserted = new ArrayList<>();
-    for (PoolChange change : usages.values()) {
-      (granted.containsKey(change.generation()) ? inserted : updated).add(change);
-    }
     Tuple params = Tuple.tuple();
-    addUpdated(params, updated);
-    addInserted(params, inserted);
-    addTokenCounters(params, tokens.values());
-    params.addLong(seq).addLong(reserveUpTo).addLong(epoch);
-    addGrantOrigins(params, inserted);
-    addEvictionNotices(params, tokens.values());
-    return pg.getConnection()
+    addUsages(params, usages.values());
+    addTokens(params, tokens.values());
+    params.addLong(prev).addLong(seq).addLong(reserveUpTo).addLong(epoch);
+    Future<SqlConnection> connecting = batchConnection();
+    return connecting
         .recover(err -> Future.failedFuture(new WriteBehindBatcher.NotSentException("no database connection", err)))
         .compose(conn -> bounded(conn, conn.preparedQuery(Sql.WRITE_BATCH).execute(params))
             .compose(rows -> rows.iterator().next().getLong("applied") == 1
                 ? Future.succeededFuture(WriteBehindBatcher.Outcome.APPLIED)
                 : bounded(conn, conn.query(Sql.WRITER_STATE).execute()).map(state -> fenceOutcome(state, epoch, seq)))
-            .recover(err -> Future.failedFuture(err instanceof PgException
+            .recover(err -> {
+              if (err instanceof PgException) {
                 // The server answered with an error: the statement, and so its transaction, did not commit.
-                ? new WriteBehindBatcher.NotSentException("refused by the database", err)
-                : err))
-            .eventually(conn::close));
+                return Future.failedFuture(new WriteBehindBatcher.NotSentException("refused by the database", err));
+              }
+              // The connection broke or timed out: the next batch gets another one.
+              if (batchConnection.compareAndSet(connecting, null)) {
+                conn.close();
+              }
+              return Future.failedFuture(err);
+            }));
   }
 
+  /** The connection batches are written on: the one held, or a new one from the pool. */
+  private Future<SqlConnection> batchConnection() {
+    while (true) {
+      Future<SqlConnection> held = batchConnection.get();
+      if (held != null && !held.failed()) {
+        return held;
+      }
+      Promise<SqlConnection> fresh = Promise.promise();
+      if (batchConnection.compareAndSet(held, fresh.future())) {
+        pg.getConnection().onComplete(fresh);
+        fresh.future()
+            // Once it is closed (the server ended the session), the next batch asks the pool, which
+            // answers at once if the server cannot be reached: certainly not written, not in doubt.
+            .onSuccess(conn -> conn.closeHandler(closed -> batchConnection.compareAndSet(fresh.future(), null)))
+            .onFailure(err -> batchConnection.compareAndSet(fresh.future(), null));
+        return fresh.future();
+      }
+    }
+  }
+
+  /**
+   * Why a batch did not apply. Batches apply only in a chain, each on top of its predecessor, so a
+   * last batch at or past this one's number means this one is in.
+   */
   private static WriteBehindBatcher.Outcome fenceOutcome(RowSet<Row> state, long epoch, long seq) {
     Row row = state.iterator().next();
-    if (row.getLong("epoch") == epoch && row.getLong("last_batch") >= seq) {
-      return WriteBehindBatcher.Outcome.ALREADY_APPLIED;
+    if (row.getLong("epoch") != epoch) {
+      return WriteBehindBatcher.Outcome.FENCED;
     }
-    return WriteBehindBatcher.Outcome.FENCED;
+    return row.getLong("last_batch") >= seq ? WriteBehindBatcher.Outcome.ALREADY_APPLIED
+        : WriteBehindBatcher.Outcome.BEHIND;
   }
 
   /** Closes the connection if the server does not answer in time, so the attempt cannot hang forever. */
@@ -541,23 +570,8 @@ public final class UsageRepository implements PoolStore {
     return query.andThen(done -> vertx.cancelTimer(timer));
   }
 
-  private static void addUpdated(Tuple params, List<PoolChange> changes) {
-    int n = changes.size();
-    Long[] generations = new Long[n];
-    Long[] expires = new Long[n];
-    Long[] ended = new Long[n];
-    String[] reasons = new String[n];
-    for (int i = 0; i < n; i++) {
-      PoolChange c = changes.get(i);
-      generations[i] = c.generation();
-      expires[i] = millis(c.expiresAtMillis());
-      ended[i] = millis(c.endedAtMillis());
-      reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
-    }
-    params.addArrayOfLong(generations).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons);
-  }
-
-  private static void addInserted(Tuple params, List<PoolChange> changes) {
+  /** Every usage the batch touches, in its last state: the batch statement's parameters $1 to $9. */
+  private static void addUsages(Tuple params, Collection<PoolChange> changes) {
     int n = changes.size();
     Long[] generations = new Long[n];
     UUID[] tokenIds = new UUID[n];
@@ -566,8 +580,10 @@ public final class UsageRepository implements PoolStore {
     Long[] expires = new Long[n];
     Long[] ended = new Long[n];
     String[] reasons = new String[n];
-    for (int i = 0; i < n; i++) {
-      PoolChange c = changes.get(i);
+    String[] keys = new String[n];
+    Long[] evicted = new Long[n];
+    int i = 0;
+    for (PoolChange c : changes) {
       generations[i] = c.generation();
       tokenIds[i] = c.tokenId();
       userIds[i] = c.userId();
@@ -575,55 +591,38 @@ public final class UsageRepository implements PoolStore {
       expires[i] = millis(c.expiresAtMillis());
       ended[i] = millis(c.endedAtMillis());
       reasons[i] = c.endReason() == null ? null : c.endReason().wireName();
+      keys[i] = c.idempotencyKey();
+      evicted[i] = c.evictedGeneration() == 0 ? null : c.evictedGeneration();
+      i++;
     }
     params.addArrayOfLong(generations).addArrayOfUUID(tokenIds).addArrayOfUUID(userIds)
-        .addArrayOfLong(started).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons);
+        .addArrayOfLong(started).addArrayOfLong(expires).addArrayOfLong(ended).addArrayOfString(reasons)
+        .addArrayOfString(keys).addArrayOfLong(evicted);
   }
 
-  private static void addTokenCounters(Tuple params, java.util.Collection<PoolChange> changes) {
+  /** Every token the batch touches, in its last state: the batch statement's parameters $10 to $16. */
+  private static void addTokens(Tuple params, Collection<PoolChange> changes) {
     int n = changes.size();
     UUID[] ids = new UUID[n];
     Long[] activated = new Long[n];
     Long[] released = new Long[n];
     Long[] counts = new Long[n];
+    UUID[] noticeUsers = new UUID[n];
+    Long[] noticeGenerations = new Long[n];
+    Boolean[] revoked = new Boolean[n];
     int i = 0;
     for (PoolChange c : changes) {
       ids[i] = c.tokenId();
       activated[i] = millis(c.tokenActivatedAtMillis());
       released[i] = millis(c.tokenReleasedAtMillis());
       counts[i] = c.tokenUsageCount();
-      i++;
-    }
-    params.addArrayOfUUID(ids).addArrayOfLong(activated).addArrayOfLong(released).addArrayOfLong(counts);
-  }
-
-  /** Of each inserted usage, in the order of {@link #addInserted}: its key and the lease its grant evicted. */
-  private static void addGrantOrigins(Tuple params, List<PoolChange> inserted) {
-    int n = inserted.size();
-    String[] keys = new String[n];
-    Long[] evicted = new Long[n];
-    for (int i = 0; i < n; i++) {
-      PoolChange c = inserted.get(i);
-      keys[i] = c.idempotencyKey();
-      evicted[i] = c.evictedGeneration() == 0 ? null : c.evictedGeneration();
-    }
-    params.addArrayOfString(keys).addArrayOfLong(evicted);
-  }
-
-  /** Of each token, in the order of {@link #addTokenCounters}: its notice. */
-  private static void addEvictionNotices(Tuple params, java.util.Collection<PoolChange> tokens) {
-    int n = tokens.size();
-    UUID[] users = new UUID[n];
-    Long[] generations = new Long[n];
-    Boolean[] revoked = new Boolean[n];
-    int i = 0;
-    for (PoolChange c : tokens) {
-      users[i] = c.tokenEvictedUserId();
-      generations[i] = c.tokenEvictedGeneration() == 0 ? null : c.tokenEvictedGeneration();
+      noticeUsers[i] = c.tokenEvictedUserId();
+      noticeGenerations[i] = c.tokenEvictedGeneration() == 0 ? null : c.tokenEvictedGeneration();
       revoked[i] = c.tokenNoticeRevoked();
       i++;
     }
-    params.addArrayOfUUID(users).addArrayOfLong(generations).addArrayOfBoolean(revoked);
+    params.addArrayOfUUID(ids).addArrayOfLong(activated).addArrayOfLong(released).addArrayOfLong(counts)
+        .addArrayOfUUID(noticeUsers).addArrayOfLong(noticeGenerations).addArrayOfBoolean(revoked);
   }
 
   /** Epoch millis, or null for {@link PoolChange#NO_TIME}. */

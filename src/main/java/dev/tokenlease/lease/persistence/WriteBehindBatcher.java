@@ -13,14 +13,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Writes the pool's changes to the database in batches, one batch in flight at a time (group
- * commit: while one batch is being committed the next one gathers), and keeps the promises that
- * replies depend on. Confined to the pool's event loop; {@link #tick()} drives time.
+ * Writes the pool's changes to the database in batches, a few in flight at a time (group commit:
+ * while batches are being committed the next one gathers), and keeps the
+ * promises that replies depend on. Confined to the pool's event loop; {@link #tick()} drives time.
  *
- * <p>Every batch carries a sequence number and the writer's epoch, checked in the same statement
- * (see {@link BatchStore}), so an attempt that the database runs late, after a later batch or after
- * another instance took over, writes nothing. That makes a batch's fate knowable: once any attempt
- * reaches the database, the answer says whether the batch is in.
+ * <p>Every batch carries its own sequence number, its predecessor's, and the writer's epoch, checked
+ * in the same statement (see {@link BatchStore}): a batch applies only on top of its predecessor, so
+ * the database holds batches in the order they were formed. The store sends batches in flight on one
+ * connection, where the server runs each after the one before; one that still reaches the database
+ * before its predecessor is in writes nothing ({@link Outcome#BEHIND}) and is sent again once the
+ * predecessor has its answer.
+ * Sequence numbers are never reused: after an undo the next batch names the last batch that may
+ * still be in, so an attempt of an undone batch that the database runs late can never apply, nor
+ * can one that runs after another instance took over. That makes a batch's fate knowable: once any
+ * attempt reaches the database, the answer says whether the batch is in. Outcomes are taken in
+ * batch order, so commits are acknowledged and published in the order the database applied them.
  *
  * <p>Durable mode: a caller's reply waits until its batch is committed, at most the ack timeout.
  * Then, if no attempt of the batch can still commit (every attempt was refused or never left), its
@@ -45,16 +52,20 @@ public final class WriteBehindBatcher {
     /** An earlier attempt of the same batch had written it; this one wrote nothing. */
     ALREADY_APPLIED,
     /** Another writer holds the database now; nothing was written. */
-    FENCED
+    FENCED,
+    /** The batch's predecessor was not in the database when this attempt ran; nothing was written. */
+    BEHIND
   }
 
-  /** The database side: one statement per batch, sequence and epoch checked in it. */
+  /** The database side: one statement per batch, predecessor, sequence and epoch checked in it. */
   public interface BatchStore {
     /**
-     * Writes one batch. Fails with {@link NotSentException} when the attempt certainly wrote nothing
-     * (no connection, or the server answered with an error); any other failure leaves it in doubt.
+     * Writes one batch, numbered {@code seq}, if the last batch the database holds is {@code prev} and
+     * the writer's epoch is {@code epoch}. Fails with {@link NotSentException} when the attempt
+     * certainly wrote nothing (no connection, or the server answered with an error); any other
+     * failure leaves it in doubt.
      */
-    Future<Outcome> write(long epoch, long seq, long reserveGenerationsUpTo, List<PoolChange> changes);
+    Future<Outcome> write(long epoch, long prev, long seq, long reserveGenerationsUpTo, List<PoolChange> changes);
   }
 
   /** The pool side, told of what happened to its changes. */
@@ -115,6 +126,7 @@ public final class WriteBehindBatcher {
 
   /** A batch keeps its content and sequence number across attempts until it is written or undone. */
   private static final class Batch {
+    final long prev;
     final long seq;
     final List<Entry> entries;
     final List<PoolChange> changes;
@@ -123,8 +135,15 @@ public final class WriteBehindBatcher {
     long firstSentNanos = -1;
     boolean outstanding;
     boolean inDoubt;
+    /** Whether the attempt outstanding was sent with every batch before this one known written. */
+    boolean sentFirstInLine;
+    /** Ran before its predecessor was in: sent again once the predecessor's attempt has an answer. */
+    boolean behind;
+    /** In the database; acknowledged once every batch before it is ({@code -1} while not known). */
+    long writtenSentNanos = -1;
 
-    Batch(long seq, List<Entry> entries, List<PoolChange> changes, long reserve) {
+    Batch(long prev, long seq, List<Entry> entries, List<PoolChange> changes, long reserve) {
+      this.prev = prev;
       this.seq = seq;
       this.entries = entries;
       this.changes = changes;
@@ -139,13 +158,18 @@ public final class WriteBehindBatcher {
   private final LongSupplier nanoTime;
   private final boolean durable;
   private final int maxBatch;
+  private final int maxInFlight;
   private final long ackTimeoutNanos;
   private final long maxLagNanos;
   private final long flushIntervalNanos;
   private final ArrayDeque<Entry> pending = new ArrayDeque<>();
   private final ArrayDeque<Barrier> barriers = new ArrayDeque<>();
-  private Batch current;
+  /** Batches sent and not yet acknowledged, oldest first; each names the one before it as predecessor. */
+  private final ArrayDeque<Batch> inFlight = new ArrayDeque<>();
   private long epoch;
+  /** The last batch known to be in the database. */
+  private long lastWritten;
+  /** The next sequence number to give a batch; numbers are never given twice. */
   private long nextSeq;
   private long entryNumbers;
   private int pendingChanges;
@@ -161,19 +185,25 @@ public final class WriteBehindBatcher {
    * @param epoch the writer epoch this process claimed
    * @param lastBatch the sequence number of the last batch the database holds
    * @param claimedNanos when the claim that proved this writer alive was sent
+   * @param maxInFlight how many batches may be outstanding at once (each takes a connection)
    */
   public WriteBehindBatcher(BatchStore store, Listener listener, LongSupplier nanoTime, boolean durable,
-      int maxBatch, long ackTimeoutNanos, long maxLagNanos, long flushIntervalNanos,
+      int maxBatch, int maxInFlight, long ackTimeoutNanos, long maxLagNanos, long flushIntervalNanos,
       long epoch, long lastBatch, long claimedNanos) {
+    if (maxInFlight < 1) {
+      throw new IllegalArgumentException("maxInFlight must be at least 1: " + maxInFlight);
+    }
     this.store = store;
     this.listener = listener;
     this.nanoTime = nanoTime;
     this.durable = durable;
     this.maxBatch = maxBatch;
+    this.maxInFlight = maxInFlight;
     this.ackTimeoutNanos = ackTimeoutNanos;
     this.maxLagNanos = maxLagNanos;
     this.flushIntervalNanos = flushIntervalNanos;
     this.epoch = epoch;
+    this.lastWritten = lastBatch;
     this.nextSeq = lastBatch + 1;
     this.lastConfirmedSendNanos = claimedNanos;
     this.lastFlushNanos = claimedNanos;
@@ -226,11 +256,15 @@ public final class WriteBehindBatcher {
   }
 
   public boolean idle() {
-    return pending.isEmpty() && current == null;
+    return pending.isEmpty() && inFlight.isEmpty();
   }
 
   public int pendingChanges() {
-    return pendingChanges + (current == null ? 0 : current.changes.size());
+    int changes = pendingChanges;
+    for (Batch batch : inFlight) {
+      changes += batch.changes.size();
+    }
+    return changes;
   }
 
   /** How long the oldest change not yet committed has waited; 0 if none. */
@@ -251,7 +285,12 @@ public final class WriteBehindBatcher {
 
   /** Whether a batch that may have been written waits for the database to say so. */
   public boolean inDoubt() {
-    return current != null && current.inDoubt;
+    for (Batch batch : inFlight) {
+      if (batch.inDoubt) {
+        return true;
+      }
+    }
+    return false;
   }
 
   public boolean fenced() {
@@ -277,21 +316,36 @@ public final class WriteBehindBatcher {
     return null;
   }
 
-  /** Sends the next batch if nothing is in flight and it is time. */
+  /**
+   * Sends what may go now: batches waiting for another attempt, in order, and a new batch if a slot
+   * is free and it is time. A batch is only sent while the one before it may still commit (it is
+   * outstanding or written), since it applies on top of it; after a failure, nothing new is formed
+   * until the oldest batch is written again.
+   */
   private void pump() {
     if (fenced) {
       return;
     }
     long now = nanoTime.getAsLong();
-    if (current != null) {
-      if (!current.outstanding && now - nextAttemptNanos >= 0) {
-        send(current, now);
+    Batch before = null;
+    for (Batch batch : inFlight) {
+      if (!batch.outstanding && !batch.behind && batch.writtenSentNanos == -1 && now - nextAttemptNanos >= 0
+          && (before == null || before.outstanding || before.writtenSentNanos != -1)) {
+        send(batch, now);
       }
+      before = batch;
+    }
+    if (inFlight.size() >= maxInFlight) {
+      return;
+    }
+    Batch tail = inFlight.peekLast();
+    if (tail != null && (consecutiveFailures > 0 || !(tail.outstanding || tail.writtenSentNanos != -1))) {
       return;
     }
     boolean due = durable || closing || !barriers.isEmpty() || pendingChanges >= maxBatch
         || now - lastFlushNanos >= flushIntervalNanos;
-    boolean proofDue = now - lastConfirmedSendNanos >= maxLagNanos / 4;
+    // An empty batch only as proof of life, and only when nothing in flight gives that proof.
+    boolean proofDue = tail == null && now - lastConfirmedSendNanos >= maxLagNanos / 4;
     if ((pending.isEmpty() || !due) && !proofDue) {
       return;
     }
@@ -304,51 +358,100 @@ public final class WriteBehindBatcher {
     }
     pendingChanges -= changes.size();
     lastFlushNanos = now;
-    current = new Batch(nextSeq, entries, changes, listener.generationsToReserve());
-    send(current, now);
+    Batch batch = new Batch(tail == null ? lastWritten : tail.seq, nextSeq++, entries, changes,
+        listener.generationsToReserve());
+    inFlight.add(batch);
+    send(batch, now);
   }
 
   private void send(Batch batch, long now) {
     batch.outstanding = true;
+    batch.sentFirstInLine = inFlight.peekFirst() == batch;
     if (batch.firstSentNanos == -1) {
       batch.firstSentNanos = now;
     }
-    store.write(epoch, batch.seq, batch.reserve, batch.changes).onComplete(result -> {
+    store.write(epoch, batch.prev, batch.seq, batch.reserve, batch.changes).onComplete(result -> {
       batch.outstanding = false;
-      if (batch != current) {
-        return; // undone meanwhile; the sequence and epoch checks keep it from having effect
+      if (fenced || !inFlight.contains(batch)) {
+        return; // undone meanwhile; its predecessor never commits, so it cannot have effect either
+      }
+      Batch successor = successorOf(batch);
+      if (successor != null) {
+        successor.behind = false;
       }
       if (result.succeeded()) {
         switch (result.result()) {
-          case APPLIED -> written(batch, now);
+          case APPLIED -> batch.writtenSentNanos = now;
           // Written by an earlier attempt, sent no earlier than the first one.
-          case ALREADY_APPLIED -> written(batch, batch.firstSentNanos);
+          case ALREADY_APPLIED -> batch.writtenSentNanos = batch.firstSentNanos;
           case FENCED -> fencedOut();
+          case BEHIND -> behind(batch);
         }
       } else {
         failed(batch, result.cause());
+      }
+      while (!fenced && !inFlight.isEmpty() && inFlight.peekFirst().writtenSentNanos != -1) {
+        written(inFlight.poll());
       }
       pump();
     });
   }
 
-  private void written(Batch batch, long sentNanos) {
+  /**
+   * The attempt ran before its predecessor was in: normal when it overtook it on another connection,
+   * and it is sent again once the predecessor may commit. If every batch before it was already
+   * written when it was sent, the database's sequence is not where this writer left it: it stops.
+   */
+  private void behind(Batch batch) {
+    if (!batch.sentFirstInLine) {
+      Batch predecessor = predecessorOf(batch);
+      batch.behind = predecessor != null && predecessor.outstanding;
+    } else {
+      LOG.error("Batch {} found the database's last batch other than {}, which this writer wrote last; it stops changing anything",
+          batch.seq, batch.prev);
+      fencedOut();
+    }
+  }
+
+  private Batch predecessorOf(Batch batch) {
+    Batch before = null;
+    for (Batch next : inFlight) {
+      if (next == batch) {
+        return before;
+      }
+      before = next;
+    }
+    return null;
+  }
+
+  private Batch successorOf(Batch batch) {
+    boolean found = false;
+    for (Batch next : inFlight) {
+      if (found) {
+        return next;
+      }
+      found = next == batch;
+    }
+    return null;
+  }
+
+  private void written(Batch batch) {
     if (consecutiveFailures > 0) {
       LOG.info("Database writes succeed again after {} failed attempts", consecutiveFailures);
     }
     consecutiveFailures = 0;
     failure = null;
-    current = null;
-    nextSeq = batch.seq + 1;
-    lastConfirmedSendNanos = Math.max(lastConfirmedSendNanos, sentNanos);
+    lastWritten = batch.seq;
+    lastConfirmedSendNanos = Math.max(lastConfirmedSendNanos, batch.writtenSentNanos);
     for (Entry entry : batch.entries) {
       if (entry.ack != null) {
         entry.ack.complete();
         entry.ack = null;
       }
     }
-    listener.written(batch.changes.size(), nanoTime.getAsLong() - sentNanos);
-    listener.committed(batch.changes, batch.reserve, pending.isEmpty() ? -1 : pending.peek().mark);
+    listener.written(batch.changes.size(), nanoTime.getAsLong() - batch.writtenSentNanos);
+    Entry firstUnwritten = oldestEntry();
+    listener.committed(batch.changes, batch.reserve, firstUnwritten == null ? -1 : firstUnwritten.mark);
     releaseBarriers();
   }
 
@@ -373,25 +476,50 @@ public final class WriteBehindBatcher {
    * timeout, its callers are told the outcome is unknown.
    */
   private void enforceDeadlines(long now) {
-    if (current != null) {
-      Entry first = firstWaiting(current.entries.iterator());
+    int index = 0;
+    boolean unknownDue = false;
+    for (Batch batch : inFlight) {
+      Entry first = firstWaiting(batch.entries.iterator());
       if (first != null && now - first.enqueuedNanos >= ackTimeoutNanos) {
-        if (!current.outstanding && !current.inDoubt) {
+        // Undo from the first batch that, with every batch after it, certainly is not in.
+        if (certainlyNotWrittenFrom(index)) {
           undoFrom(first);
-        } else if (now - first.enqueuedNanos >= 2 * ackTimeoutNanos) {
-          for (Entry entry : current.entries) {
-            if (entry.ack != null && now - entry.enqueuedNanos >= 2 * ackTimeoutNanos) {
-              entry.ack.fail(new OutcomeUnknownException(
-                  "The database did not confirm the change in time; whether it took effect is not known yet."));
-              entry.ack = null;
-            }
-          }
+          return;
         }
+        unknownDue |= now - first.enqueuedNanos >= 2 * ackTimeoutNanos;
       }
+      index++;
+    }
+    if (unknownDue) {
+      outcomeUnknown(now);
     }
     Entry waiting = firstWaiting(pending.iterator());
     if (waiting != null && now - waiting.enqueuedNanos >= ackTimeoutNanos) {
       undoFrom(waiting);
+    }
+  }
+
+  /** Whether no attempt of the batch at {@code index} or of any after it can still be in the database. */
+  private boolean certainlyNotWrittenFrom(int index) {
+    int i = 0;
+    for (Batch batch : inFlight) {
+      if (i++ >= index && (batch.outstanding || batch.inDoubt || batch.writtenSentNanos != -1)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Callers waiting twice the ack timeout on a batch that may be in are told the outcome is not known yet. */
+  private void outcomeUnknown(long now) {
+    for (Batch batch : inFlight) {
+      for (Entry entry : batch.entries) {
+        if (entry.ack != null && now - entry.enqueuedNanos >= 2 * ackTimeoutNanos) {
+          entry.ack.fail(new OutcomeUnknownException(
+              "The database did not confirm the change in time; whether it took effect is not known yet."));
+          entry.ack = null;
+        }
+      }
     }
   }
 
@@ -414,12 +542,25 @@ public final class WriteBehindBatcher {
     String reason = "The database did not confirm the change within "
         + TimeUnit.NANOSECONDS.toMillis(ackTimeoutNanos) + " ms" + (failure == null ? "" : " (" + failure + ")")
         + "; nothing was changed. Try again shortly.";
-    if (current != null && current.entries.contains(from)) {
-      // The batch never reached the database; what it held before the change stays to be written.
-      for (int i = current.entries.size() - 1; i >= 0; i--) {
-        pending.addFirst(current.entries.get(i));
+    Batch holding = null;
+    for (Batch batch : inFlight) {
+      if (batch.entries.contains(from)) {
+        holding = batch;
+        break;
       }
-      current = null;
+    }
+    if (holding != null) {
+      // Neither it nor any batch after it reached the database: what they held before the change
+      // stays to be written, in new batches whose numbers no attempt of these can ever match.
+      while (true) {
+        Batch last = inFlight.pollLast();
+        for (int i = last.entries.size() - 1; i >= 0; i--) {
+          pending.addFirst(last.entries.get(i));
+        }
+        if (last == holding) {
+          break;
+        }
+      }
     }
     List<Entry> undone = new ArrayList<>();
     boolean found = false;
@@ -450,9 +591,12 @@ public final class WriteBehindBatcher {
   private void fencedOut() {
     fenced = true;
     LOG.error("Another service instance has taken over the database; this one stops changing anything");
-    List<Entry> undone = new ArrayList<>(current == null ? List.of() : current.entries);
+    List<Entry> undone = new ArrayList<>();
+    for (Batch batch : inFlight) {
+      undone.addAll(batch.entries);
+    }
     undone.addAll(pending);
-    current = null;
+    inFlight.clear();
     pending.clear();
     pendingChanges = 0;
     if (!undone.isEmpty()) {
@@ -471,7 +615,12 @@ public final class WriteBehindBatcher {
   }
 
   private Entry oldestEntry() {
-    return current != null && !current.entries.isEmpty() ? current.entries.get(0) : pending.peek();
+    for (Batch batch : inFlight) {
+      if (!batch.entries.isEmpty()) {
+        return batch.entries.get(0);
+      }
+    }
+    return pending.peek();
   }
 
   private void releaseBarriers() {

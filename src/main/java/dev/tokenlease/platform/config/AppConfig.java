@@ -36,6 +36,7 @@ public record AppConfig(
     AckMode ackMode,
     Duration flushInterval,
     int batchSize,
+    int writesInFlight,
     int queueCapacity,
     Duration ackTimeout,
     Duration maxLag,
@@ -161,6 +162,7 @@ public record AppConfig(
   public static final String ACK = "TOKENS_PERSISTENCE_ACK";
   public static final String FLUSH_INTERVAL = "TOKENS_PERSISTENCE_FLUSH_INTERVAL";
   public static final String BATCH_SIZE = "TOKENS_PERSISTENCE_BATCH_SIZE";
+  public static final String IN_FLIGHT = "TOKENS_PERSISTENCE_IN_FLIGHT";
   public static final String QUEUE_CAPACITY = "TOKENS_PERSISTENCE_QUEUE_CAPACITY";
   public static final String ACK_TIMEOUT = "TOKENS_PERSISTENCE_ACK_TIMEOUT";
   public static final String MAX_LAG = "TOKENS_PERSISTENCE_MAX_LAG";
@@ -199,7 +201,7 @@ public record AppConfig(
   public static final java.util.List<String> KEYS = java.util.List.of(
       HTTP_PORT, HTTP_INSTANCES, PG_URL, PG_POOL_SIZE, DATA_DIR, POOL_SIZE, LEASE_TTL, OVERFLOW, MAX_LEASES_PER_USER,
       MAX_WAIT, MAX_HOLD, MAX_POOLS, MAX_WAITERS, TLS_CERT_FILE, TLS_KEY_FILE, PUBLIC_URL, LOG_FORMAT,
-      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
+      SWEEP_INTERVAL, ACK, FLUSH_INTERVAL, BATCH_SIZE, IN_FLIGHT, QUEUE_CAPACITY, ACK_TIMEOUT, MAX_LAG, CLUSTER, CLUSTER_HOST, CLUSTER_PORT,
       CLUSTER_MEMBERS, CLUSTER_FORWARD_TIMEOUT, VAULT_KEYSET, VAULT_KEYSET_FILE,
       VAULT_ROTATION_INTERVAL, VAULT_ROTATION_WINDOW, VAULT_MAX_ATTEMPTS, VAULT_RETRY_BACKOFF, VAULT_PROVIDER_TIMEOUT,
       AUTH_REQUIRED, ADMIN_CLIENT_ID, ADMIN_CLIENT_SECRET, M2M_TOKEN_TTL, M2M_TOKEN_FORMAT, M2M_JWT_KEY_ROTATION,
@@ -235,6 +237,7 @@ public record AppConfig(
         ackMode(json),
         positiveDuration(json, FLUSH_INTERVAL),
         intIn(json, BATCH_SIZE, 1, 100_000),
+        intIn(json, IN_FLIGHT, 1, 16),
         intIn(json, QUEUE_CAPACITY, 1, 10_000_000),
         durationIn(json, ACK_TIMEOUT, Duration.ofMillis(100), Duration.ofMinutes(1)),
         durationIn(json, MAX_LAG, Duration.ofMillis(100), Duration.ofMinutes(1)),

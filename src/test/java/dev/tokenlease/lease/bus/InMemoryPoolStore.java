@@ -46,13 +46,15 @@ final class InMemoryPoolStore implements PoolStore {
   /** One batch attempt as the pool sent it. */
   final class Write {
     final long epoch;
+    final long prev;
     final long seq;
     final List<PoolChange> changes;
     private final Promise<Outcome> outcome = Promise.promise();
     private final Context poolContext = Vertx.currentContext();
 
-    private Write(long epoch, long seq, List<PoolChange> changes) {
+    private Write(long epoch, long prev, long seq, List<PoolChange> changes) {
       this.epoch = epoch;
+      this.prev = prev;
       this.seq = seq;
       this.changes = List.copyOf(changes);
     }
@@ -127,8 +129,9 @@ final class InMemoryPoolStore implements PoolStore {
   }
 
   @Override
-  public synchronized Future<Outcome> write(long epoch, long seq, long reserveGenerationsUpTo, List<PoolChange> changes) {
-    Write write = new Write(epoch, seq, changes);
+  public synchronized Future<Outcome> write(long epoch, long prev, long seq, long reserveGenerationsUpTo,
+      List<PoolChange> changes) {
+    Write write = new Write(epoch, prev, seq, changes);
     writes.add(write);
     for (Waiter waiter : writeWaiters) {
       waiter.context().runOnContext(v -> waiter.promise().complete(write));
@@ -158,6 +161,9 @@ final class InMemoryPoolStore implements PoolStore {
     }
     if (write.seq <= lastBatch) {
       return Outcome.ALREADY_APPLIED;
+    }
+    if (write.prev != lastBatch) {
+      return Outcome.BEHIND;
     }
     lastBatch = write.seq;
     committed.addAll(write.changes);

@@ -27,7 +27,7 @@ class WriteBehindBatcherTest {
   private static final long FLUSH = 50 * MS;
 
   /** One write the batcher sent, answered when the test says so. */
-  private record Attempt(long epoch, long seq, long reserve, List<PoolChange> changes, Promise<Outcome> answer) {}
+  private record Attempt(long epoch, long prev, long seq, long reserve, List<PoolChange> changes, Promise<Outcome> answer) {}
 
   private final List<Attempt> attempts = new ArrayList<>();
   private final List<Long> undoneTo = new ArrayList<>();
@@ -38,9 +38,13 @@ class WriteBehindBatcherTest {
   private boolean fenced;
 
   private WriteBehindBatcher batcher(boolean durable) {
-    WriteBehindBatcher.BatchStore store = (epoch, seq, reserveUpTo, changes) -> {
+    return batcher(durable, 1);
+  }
+
+  private WriteBehindBatcher batcher(boolean durable, int inFlight) {
+    WriteBehindBatcher.BatchStore store = (epoch, prev, seq, reserveUpTo, changes) -> {
       Promise<Outcome> answer = Promise.promise();
-      attempts.add(new Attempt(epoch, seq, reserveUpTo, changes, answer));
+      attempts.add(new Attempt(epoch, prev, seq, reserveUpTo, changes, answer));
       return answer.future();
     };
     WriteBehindBatcher.Listener listener = new WriteBehindBatcher.Listener() {
@@ -65,7 +69,7 @@ class WriteBehindBatcherTest {
         return reserve;
       }
     };
-    return new WriteBehindBatcher(store, listener, () -> now, durable, 100, ACK_TIMEOUT, MAX_LAG, FLUSH, 7, 41, now);
+    return new WriteBehindBatcher(store, listener, () -> now, durable, 100, inFlight, ACK_TIMEOUT, MAX_LAG, FLUSH, 7, 41, now);
   }
 
   private static List<PoolChange> changes(int n) {
@@ -192,11 +196,13 @@ class WriteBehindBatcherTest {
       assertThat(second.future().failed()).isTrue();
       assertThat(batcher.pendingChanges()).isZero();
       assertThat(committed).isEmpty();
-      // The next batch takes the number the undone one never used.
+      // The next batch stands on the same predecessor under a new number: no late attempt of the
+      // undone batch can ever match it.
       Attempt undone = attempts.get(0);
       pass(10 * MS, batcher);
       assertThat(last()).isNotEqualTo(undone);
-      assertThat(last().seq()).isEqualTo(undone.seq());
+      assertThat(last().prev()).isEqualTo(undone.prev()).isEqualTo(41);
+      assertThat(last().seq()).isGreaterThan(undone.seq());
     }
 
     @Test
@@ -410,6 +416,142 @@ class WriteBehindBatcherTest {
       pass(MAX_LAG, batcher);
       last().answer().complete(Outcome.ALREADY_APPLIED);
       assertThat(batcher.sinceConfirmedNanos()).isGreaterThanOrEqualTo(now - firstSent);
+    }
+  }
+
+  @Nested
+  @DisplayName("with two batches in flight")
+  class Pipelined {
+    private final RuntimeException down = new RuntimeException("down");
+
+    @Test
+    @DisplayName("sends a second batch on top of the first while it commits, and acknowledges both in batch order")
+    void secondOnTopOfFirst() {
+      WriteBehindBatcher batcher = batcher(true, 2);
+      Promise<Void> first = Promise.promise();
+      Promise<Void> second = Promise.promise();
+      Promise<Void> third = Promise.promise();
+      List<PoolChange> one = changes(1);
+      List<PoolChange> two = changes(2);
+      batcher.add(one, 10, first);
+      batcher.add(two, 11, second);
+      batcher.add(changes(3), 12, third);
+      assertThat(attempts).hasSize(2);
+      assertThat(attempts.get(0).prev()).isEqualTo(41);
+      assertThat(attempts.get(0).seq()).isEqualTo(42);
+      assertThat(attempts.get(1).prev()).isEqualTo(42);
+      assertThat(attempts.get(1).seq()).isEqualTo(43);
+      // The second's answer comes first (another connection): it waits for the first's.
+      attempts.get(1).answer().complete(Outcome.APPLIED);
+      assertThat(second.future().isComplete()).isFalse();
+      assertThat(committed).isEmpty();
+      attempts.get(0).answer().complete(Outcome.APPLIED);
+      assertThat(first.future().succeeded()).isTrue();
+      assertThat(second.future().succeeded()).isTrue();
+      assertThat(committed).containsExactly(one, two);
+      assertThat(forgetMarks).containsExactly(11L, 12L);
+      assertThat(last().prev()).isEqualTo(43);
+      assertThat(last().seq()).isEqualTo(44);
+      last().answer().complete(Outcome.APPLIED);
+      assertThat(third.future().succeeded()).isTrue();
+      assertThat(batcher.idle()).isTrue();
+    }
+
+    @Test
+    @DisplayName("sends a batch that ran before its predecessor again once the predecessor has its answer")
+    void behindIsSentAgain() {
+      WriteBehindBatcher batcher = batcher(true, 2);
+      Promise<Void> second = Promise.promise();
+      batcher.add(changes(1), 10, Promise.promise());
+      batcher.add(changes(1), 11, second);
+      attempts.get(1).answer().complete(Outcome.BEHIND);
+      pass(100 * MS, batcher);
+      assertThat(attempts).as("not again while the predecessor is outstanding").hasSize(2);
+      attempts.get(0).answer().complete(Outcome.APPLIED);
+      assertThat(attempts).hasSize(3);
+      assertThat(last().prev()).isEqualTo(42);
+      assertThat(last().seq()).isEqualTo(43);
+      last().answer().complete(Outcome.APPLIED);
+      assertThat(second.future().succeeded()).isTrue();
+      assertThat(committed).hasSize(2);
+      assertThat(undoneTo).isEmpty();
+    }
+
+    @Test
+    @DisplayName("stops when a batch sent with nothing before it unwritten finds the database elsewhere")
+    void behindFirstInLineStops() {
+      WriteBehindBatcher batcher = batcher(true, 2);
+      Promise<Void> first = Promise.promise();
+      batcher.add(changes(1), 10, first);
+      batcher.add(changes(1), 11, Promise.promise());
+      attempts.get(0).answer().complete(Outcome.BEHIND);
+      assertThat(fenced).isTrue();
+      assertThat(first.future().failed()).isTrue();
+      assertThat(undoneTo).containsExactly(10L);
+      attempts.get(1).answer().complete(Outcome.APPLIED);
+      assertThat(committed).as("nothing is recorded once stopped").isEmpty();
+    }
+
+    @Test
+    @DisplayName("forms no new batch while the oldest fails, and undoes both at the timeout under numbers never used again")
+    void refusedChainIsUndone() {
+      WriteBehindBatcher batcher = batcher(true, 2);
+      Promise<Void> first = Promise.promise();
+      Promise<Void> second = Promise.promise();
+      batcher.add(changes(1), 10, first);
+      batcher.add(changes(1), 11, second);
+      attempts.get(0).answer().fail(new WriteBehindBatcher.NotSentException("refused", down));
+      batcher.add(changes(1), 12, Promise.promise());
+      assertThat(attempts).as("nothing new on top of a failed batch").hasSize(2);
+      pass(ACK_TIMEOUT + 100 * MS, batcher);
+      assertThat(undoneTo).as("only the change never sent, not while the second batch may still commit")
+          .containsExactly(12L);
+      attempts.get(1).answer().complete(Outcome.BEHIND);
+      for (Attempt attempt : new ArrayList<>(attempts)) {
+        if (!attempt.answer().future().isComplete()) {
+          attempt.answer().fail(new WriteBehindBatcher.NotSentException("refused", down));
+        }
+      }
+      pass(20 * MS, batcher);
+      assertThat(undoneTo).containsExactly(12L, 10L);
+      assertThat(first.future().cause()).isInstanceOf(WriteBehindBatcher.RefusedException.class);
+      assertThat(second.future().cause()).isInstanceOf(WriteBehindBatcher.RefusedException.class);
+      Attempt next = attempts.stream().filter(attempt -> attempt.seq() > 43).findFirst().orElseThrow();
+      assertThat(next.prev()).isEqualTo(41);
+      assertThat(next.seq()).isEqualTo(44);
+      answerOpen(Outcome.APPLIED);
+      assertThat(committed).allSatisfy(batch -> assertThat(batch).isEmpty());
+    }
+
+    @Test
+    @DisplayName("undoes the batch behind one in doubt, never the one in doubt")
+    void undoesBehindInDoubt() {
+      WriteBehindBatcher batcher = batcher(true, 2);
+      Promise<Void> first = Promise.promise();
+      Promise<Void> second = Promise.promise();
+      batcher.add(changes(1), 10, first);
+      batcher.add(changes(1), 11, second);
+      attempts.get(0).answer().fail(new IllegalStateException("Connection reset"));
+      attempts.get(1).answer().fail(new WriteBehindBatcher.NotSentException("refused", down));
+      pass(ACK_TIMEOUT + 20 * MS, batcher);
+      for (Attempt attempt : new ArrayList<>(attempts)) {
+        if (!attempt.answer().future().isComplete()) {
+          attempt.answer().fail(new WriteBehindBatcher.NotSentException("refused", down));
+        }
+      }
+      pass(40 * MS, batcher);
+      assertThat(undoneTo).containsExactly(11L);
+      assertThat(second.future().cause()).isInstanceOf(WriteBehindBatcher.RefusedException.class);
+      assertThat(first.future().isComplete()).isFalse();
+      assertThat(batcher.inDoubt()).isTrue();
+      for (int i = 0; i < 300 && attempts.stream().allMatch(a -> a.answer().future().isComplete()); i++) {
+        pass(10 * MS, batcher);
+      }
+      Attempt retry = attempts.stream().filter(a -> !a.answer().future().isComplete()).findFirst().orElseThrow();
+      assertThat(retry.seq()).isEqualTo(42);
+      retry.answer().complete(Outcome.ALREADY_APPLIED);
+      assertThat(first.future().succeeded()).isTrue();
+      assertThat(committed).hasSize(1);
     }
   }
 }
