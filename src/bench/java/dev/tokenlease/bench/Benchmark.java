@@ -42,8 +42,9 @@ import org.HdrHistogram.Histogram;
  * {@code target/bench/bench.md}, {@code .json}.
  */
 public final class Benchmark {
+  /** {@code serverJvm}: options added to the service's {@code java -jar} (from {@code --server-jvm=a,b}), for tuning. */
   private record Settings(Duration warmup, Duration closed, Duration open, List<Integer> poolSizes, String name,
-      List<String> only) {
+      List<String> only, List<String> serverJvm) {
     boolean runs(String scenario) {
       return only.isEmpty() || only.contains(scenario);
     }
@@ -89,9 +90,12 @@ public final class Benchmark {
     // --only=noop,memory,durable,redisson,auth,crossing,dblock,wait,mixed,cluster,scale runs a subset (while tuning); the default runs all.
     List<String> only = words.stream().filter(w -> w.startsWith("--only="))
         .flatMap(w -> List.of(w.substring(7).split(",")).stream()).toList();
+    // --server-jvm=-Xms2g,-Xmn1g adds JVM options to the service's launches (the report names them).
+    List<String> serverJvm = words.stream().filter(w -> w.startsWith("--server-jvm="))
+        .flatMap(w -> List.of(w.substring(13).split(",")).stream()).filter(o -> !o.isBlank()).toList();
     Settings settings = quick
-        ? new Settings(Duration.ofSeconds(10), Duration.ofSeconds(6), Duration.ofSeconds(5), List.of(100, 10_000, 1_000_000), "quick", only)
-        : new Settings(Duration.ofSeconds(15), Duration.ofSeconds(20), Duration.ofSeconds(15), List.of(100, 10_000, 1_000_000), "full", only);
+        ? new Settings(Duration.ofSeconds(10), Duration.ofSeconds(6), Duration.ofSeconds(5), List.of(100, 10_000, 1_000_000), "quick", only, serverJvm)
+        : new Settings(Duration.ofSeconds(15), Duration.ofSeconds(20), Duration.ofSeconds(15), List.of(100, 10_000, 1_000_000), "full", only, serverJvm);
     Instant started = Instant.now();
     Benchmark bench = new Benchmark(settings);
     bench.run();
@@ -227,11 +231,13 @@ public final class Benchmark {
 
   /**
    * Starts the packaged service as the README does ({@code java -jar}, the JDK's default collector and
-   * heap), adding only a log of its pauses, {@code <label>-safepoints.log}.
+   * heap unless {@code --server-jvm} says otherwise), adding a log of its pauses, {@code <label>-safepoints.log}.
    */
   private ServiceProcess launch(String label, Map<String, String> env) throws IOException {
     Pauses pauses = pauseLog(label);
-    ServiceProcess service = ServiceProcess.launch(env, List.of(pauses.option()));
+    List<String> options = new ArrayList<>(settings.serverJvm());
+    options.add(pauses.option());
+    ServiceProcess service = ServiceProcess.launch(env, options);
     pausesByPort.put(service.port(), pauses);
     return service;
   }
@@ -583,6 +589,9 @@ public final class Benchmark {
     md.append(String.format(Locale.ROOT, "Machine: %d cores, %s %s, Java %s. wrk -t%d -c%d; open loop %d connections. Took %d s.%n%n",
         cores, System.getProperty("os.name"), System.getProperty("os.arch"), System.getProperty("java.version"),
         WRK_THREADS, CONNECTIONS, CONNECTIONS, took.toSeconds()));
+    if (!settings.serverJvm().isEmpty()) {
+      md.append("The service ran with ").append(String.join(" ", settings.serverJvm())).append(" added to java -jar.\n\n");
+    }
     md.append("max rps counts successful answers only; failed is the number of non-2xx answers in that run.\n\n");
     md.append("Latency is measured open-loop at half the maximum; when the generator, sharing the machine, could not\n"
         + "send that rate (achieved < 95 % of offered), the row says so and its latencies describe the generator.\n\n");
