@@ -36,7 +36,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Reads and writes tokens and usages through the reactive PostgreSQL client, and holds the
@@ -48,11 +47,13 @@ public final class UsageRepository implements PoolStore {
   private final Vertx vertx;
   private final Pool pg;
   /**
-   * The connection batches are written on, held while it works. Batches in flight are pipelined on
-   * it: the server runs each right after the one before, so a batch applies on top of its
-   * predecessor without waiting for the predecessor's answer to travel back first.
+   * The connection the batches outstanding are written on, or null when none is: batches in flight
+   * together are pipelined on it (the server runs each right after the one before, so a batch
+   * applies on top of its predecessor without waiting for the predecessor's answer to travel back
+   * first), and it goes back to the pool once the last of them has its answer. Touched only on the
+   * pool's event loop, where every write is made and answered.
    */
-  private final AtomicReference<Future<SqlConnection>> batchConnection = new AtomicReference<>();
+  private BatchConnection batchConnection;
   private final InstanceLock lock;
   private final long attemptTimeoutMillis;
   private final long leaseTtlMillis;
@@ -511,8 +512,12 @@ public final class UsageRepository implements PoolStore {
     addUsages(params, usages.values());
     addTokens(params, tokens.values());
     params.addLong(prev).addLong(seq).addLong(reserveUpTo).addLong(epoch);
-    Future<SqlConnection> connecting = batchConnection();
-    return connecting
+    if (batchConnection == null) {
+      batchConnection = new BatchConnection(pg.getConnection());
+    }
+    BatchConnection writer = batchConnection;
+    writer.users++;
+    return writer.connection
         .recover(err -> Future.failedFuture(new WriteBehindBatcher.NotSentException("no database connection", err)))
         .compose(conn -> bounded(conn, conn.preparedQuery(Sql.WRITE_BATCH).execute(params))
             .compose(rows -> rows.iterator().next().getLong("applied") == 1
@@ -523,30 +528,38 @@ public final class UsageRepository implements PoolStore {
                 // The server answered with an error: the statement, and so its transaction, did not commit.
                 return Future.failedFuture(new WriteBehindBatcher.NotSentException("refused by the database", err));
               }
-              // The connection broke or timed out: the next batch gets another one.
-              if (batchConnection.compareAndSet(connecting, null)) {
-                conn.close();
-              }
+              // The connection broke or timed out: batches sent from now on get another one.
+              writer.broken = true;
               return Future.failedFuture(err);
-            }));
+            }))
+        .andThen(done -> writer.release());
   }
 
-  /** The connection batches are written on: the one held, or a new one from the pool. */
-  private Future<SqlConnection> batchConnection() {
-    while (true) {
-      Future<SqlConnection> held = batchConnection.get();
-      if (held != null && !held.failed()) {
-        return held;
-      }
-      Promise<SqlConnection> fresh = Promise.promise();
-      if (batchConnection.compareAndSet(held, fresh.future())) {
-        pg.getConnection().onComplete(fresh);
-        fresh.future()
-            // Once it is closed (the server ended the session), the next batch asks the pool, which
-            // answers at once if the server cannot be reached: certainly not written, not in doubt.
-            .onSuccess(conn -> conn.closeHandler(closed -> batchConnection.compareAndSet(fresh.future(), null)))
-            .onFailure(err -> batchConnection.compareAndSet(fresh.future(), null));
-        return fresh.future();
+  /** A pooled connection shared by the batches outstanding on it. */
+  private final class BatchConnection {
+    final Future<SqlConnection> connection;
+    int users;
+    boolean broken;
+    boolean closed;
+
+    BatchConnection(Future<SqlConnection> connection) {
+      this.connection = connection;
+    }
+
+    /**
+     * One batch has its answer. Once the connection broke (or none could be had), batches sent from
+     * then on get another one; the last batch's answer gives it back to the pool, and a break closes it.
+     */
+    void release() {
+      users--;
+      if (broken || connection.failed() || users == 0) {
+        if (batchConnection == this) {
+          batchConnection = null;
+        }
+        if (!closed && (broken || users == 0)) {
+          closed = true;
+          connection.onSuccess(SqlConnection::close);
+        }
       }
     }
   }

@@ -14,8 +14,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Writes the pool's changes to the database in batches, a few in flight at a time (group commit:
- * while batches are being committed the next one gathers), and keeps the
- * promises that replies depend on. Confined to the pool's event loop; {@link #tick()} drives time.
+ * while batches are being committed the next one gathers), and keeps the promises that replies
+ * depend on. Confined to the pool's event loop; {@link #tick()} drives time.
  *
  * <p>Every batch carries its own sequence number, its predecessor's, and the writer's epoch, checked
  * in the same statement (see {@link BatchStore}): a batch applies only on top of its predecessor, so
@@ -185,7 +185,7 @@ public final class WriteBehindBatcher {
    * @param epoch the writer epoch this process claimed
    * @param lastBatch the sequence number of the last batch the database holds
    * @param claimedNanos when the claim that proved this writer alive was sent
-   * @param maxInFlight how many batches may be outstanding at once (each takes a connection)
+   * @param maxInFlight how many batches may be outstanding at once
    */
   public WriteBehindBatcher(BatchStore store, Listener listener, LongSupplier nanoTime, boolean durable,
       int maxBatch, int maxInFlight, long ackTimeoutNanos, long maxLagNanos, long flushIntervalNanos,
@@ -398,8 +398,9 @@ public final class WriteBehindBatcher {
   }
 
   /**
-   * The attempt ran before its predecessor was in: normal when it overtook it on another connection,
-   * and it is sent again once the predecessor may commit. If every batch before it was already
+   * The attempt ran while its predecessor was not in (the predecessor failed, or an attempt of it on a
+   * connection given up still runs): it is sent again once the predecessor may commit, and not before
+   * the predecessor's attempt outstanding now has its answer. If every batch before it was already
    * written when it was sent, the database's sequence is not where this writer left it: it stops.
    */
   private void behind(Batch batch) {

@@ -32,7 +32,12 @@ class BatchStatementTest {
   private String database;
   private Vertx vertx;
   private UsageRepository repository;
+  private io.vertx.core.Context loop;
   private PoolStore.WriterClaim claim;
+  /** The last batch and generation the claim found, and the time the changes are stamped with. */
+  private long last;
+  private long g;
+  private long now;
   private UUID token;
 
   @BeforeEach
@@ -45,6 +50,10 @@ class BatchStatementTest {
     await(repository.takeInstanceLock());
     await(repository.ensureDefaultPool(PoolSettings.evicting("default", Duration.ofMillis(TTL)), 2));
     claim = await(repository.claim(AckMode.DURABLE, TTL, 1_000, 1_000));
+    last = claim.lastBatch();
+    g = claim.lastGeneration();
+    now = System.currentTimeMillis();
+    loop = vertx.getOrCreateContext();
     token = UUID.fromString(TestDatabase.query(database, "SELECT id FROM tokens ORDER BY seq LIMIT 1"));
   }
 
@@ -57,6 +66,30 @@ class BatchStatementTest {
 
   private static <T> T await(Future<T> future) throws Exception {
     return future.toCompletionStage().toCompletableFuture().get(20, TimeUnit.SECONDS);
+  }
+
+  /** Batches sent together, each on top of the one before, from one event loop as the pool's verticle sends them. */
+  private List<Outcome> writeTogether(List<List<PoolChange>> batches, long firstPrev) throws Exception {
+    io.vertx.core.Promise<List<Outcome>> done = io.vertx.core.Promise.promise();
+    loop.runOnContext(v -> {
+      List<Future<Outcome>> outcomes = new java.util.ArrayList<>();
+      for (int i = 0; i < batches.size(); i++) {
+        outcomes.add(repository.write(claim.epoch(), firstPrev + i, firstPrev + i + 1, g + 10, batches.get(i)));
+      }
+      Future.all(outcomes).map(all -> outcomes.stream().map(Future::result).toList()).onComplete(done);
+    });
+    return await(done.future());
+  }
+
+  /** Writes one batch numbered {@code seq} on top of batch {@code prev}, for the claimed epoch. */
+  private Outcome write(long prev, long seq, List<PoolChange> changes) throws Exception {
+    return writeAs(claim.epoch(), prev, seq, changes);
+  }
+
+  private Outcome writeAs(long epoch, long prev, long seq, List<PoolChange> changes) throws Exception {
+    io.vertx.core.Promise<Outcome> done = io.vertx.core.Promise.promise();
+    loop.runOnContext(v -> repository.write(epoch, prev, seq, g + 10, changes).onComplete(done));
+    return await(done.future());
   }
 
   private PoolChange granted(long generation, UUID user, long startedMillis, long usageCount) {
@@ -76,16 +109,11 @@ class BatchStatementTest {
   @Test
   @DisplayName("applies a batch sent before its predecessor's answer on top of it, ending the usage the predecessor inserted")
   void pipelinedOnTopOfPredecessor() throws Exception {
-    long last = claim.lastBatch();
-    long g = claim.lastGeneration();
-    long now = System.currentTimeMillis();
     UUID alice = UUID.randomUUID();
     UUID bob = UUID.randomUUID();
-    Future<Outcome> first = repository.write(claim.epoch(), last, last + 1, g + 10, List.of(granted(g + 1, alice, now, 1)));
-    Future<Outcome> second = repository.write(claim.epoch(), last + 1, last + 2, g + 10,
-        List.of(evicted(g + 1, alice, now, now + 5, 1), granted(g + 2, bob, now + 5, 2)));
-    assertThat(await(first)).isEqualTo(Outcome.APPLIED);
-    assertThat(await(second)).isEqualTo(Outcome.APPLIED);
+    assertThat(writeTogether(List.of(List.of(granted(g + 1, alice, now, 1)),
+        List.of(evicted(g + 1, alice, now, now + 5, 1), granted(g + 2, bob, now + 5, 2))), last))
+        .containsExactly(Outcome.APPLIED, Outcome.APPLIED);
     assertThat(usage(g + 1)).as("the predecessor's usage, ended by the batch after it").isEqualTo("evicted");
     assertThat(usage(g + 2)).isEqualTo("open");
     assertThat(TestDatabase.query(database, "SELECT last_batch FROM service_state")).isEqualTo(String.valueOf(last + 2));
@@ -95,30 +123,22 @@ class BatchStatementTest {
   @Test
   @DisplayName("writes nothing on top of a predecessor that is not in (behind), nor for another epoch (fenced); a retry of a written batch is already applied")
   void outcomes() throws Exception {
-    long last = claim.lastBatch();
-    long g = claim.lastGeneration();
-    long now = System.currentTimeMillis();
     UUID alice = UUID.randomUUID();
     List<PoolChange> grant = List.of(granted(g + 1, alice, now, 1));
-    assertThat(await(repository.write(claim.epoch(), last + 1, last + 2, g + 10, grant)))
-        .as("its predecessor was never written").isEqualTo(Outcome.BEHIND);
+    assertThat(write(last + 1, last + 2, grant)).as("its predecessor was never written").isEqualTo(Outcome.BEHIND);
     assertThat(usage(g + 1)).isNull();
-    assertThat(await(repository.write(claim.epoch() - 1, last, last + 1, g + 10, grant))).isEqualTo(Outcome.FENCED);
+    assertThat(writeAs(claim.epoch() - 1, last, last + 1, grant)).isEqualTo(Outcome.FENCED);
     assertThat(usage(g + 1)).isNull();
-    assertThat(await(repository.write(claim.epoch(), last, last + 3, g + 10, grant))).isEqualTo(Outcome.APPLIED);
-    assertThat(await(repository.write(claim.epoch(), last, last + 3, g + 10, grant))).isEqualTo(Outcome.ALREADY_APPLIED);
+    assertThat(write(last, last + 3, grant)).isEqualTo(Outcome.APPLIED);
+    assertThat(write(last, last + 3, grant)).isEqualTo(Outcome.ALREADY_APPLIED);
     // The numbers skipped (last + 1, last + 2) can never be built on now.
-    assertThat(await(repository.write(claim.epoch(), last + 2, last + 4, g + 10, List.of(evicted(g + 1, alice, now, now + 1, 1)))))
-        .isEqualTo(Outcome.BEHIND);
+    assertThat(write(last + 2, last + 4, List.of(evicted(g + 1, alice, now, now + 1, 1)))).isEqualTo(Outcome.BEHIND);
     assertThat(usage(g + 1)).isEqualTo("open");
   }
 
   @Test
   @DisplayName("writes nothing while its predecessor is uncommitted on another connection, and applies on top of it once sent again")
   void predecessorOnAnotherConnection() throws Exception {
-    long last = claim.lastBatch();
-    long g = claim.lastGeneration();
-    long now = System.currentTimeMillis();
     UUID alice = UUID.randomUUID();
     List<PoolChange> end = List.of(evicted(g + 1, alice, now, now + 5, 1));
     try (java.sql.Connection other = TestDatabase.connect(database)) {
@@ -131,11 +151,11 @@ class BatchStatementTest {
       }
       // Its statement's snapshot does not show the predecessor: the fence does not match, and it
       // does not wait either.
-      assertThat(await(repository.write(claim.epoch(), last + 1, last + 2, g + 10, end))).isEqualTo(Outcome.BEHIND);
+      assertThat(write(last + 1, last + 2, end)).isEqualTo(Outcome.BEHIND);
       other.commit();
     }
     assertThat(usage(g + 1)).isEqualTo("open");
-    assertThat(await(repository.write(claim.epoch(), last + 1, last + 2, g + 10, end))).isEqualTo(Outcome.APPLIED);
+    assertThat(write(last + 1, last + 2, end)).isEqualTo(Outcome.APPLIED);
     assertThat(usage(g + 1)).isEqualTo("evicted");
   }
 }

@@ -90,6 +90,15 @@ class WriteBehindBatcherTest {
     }
   }
 
+  /** Refuses every attempt still open: the server answered with an error, so none was written. */
+  private void refuseOpen() {
+    for (Attempt attempt : new ArrayList<>(attempts)) {
+      if (!attempt.answer().future().isComplete()) {
+        attempt.answer().fail(new WriteBehindBatcher.NotSentException("refused", new RuntimeException("down")));
+      }
+    }
+  }
+
   private Attempt last() {
     return attempts.get(attempts.size() - 1);
   }
@@ -507,11 +516,7 @@ class WriteBehindBatcherTest {
       assertThat(undoneTo).as("only the change never sent, not while the second batch may still commit")
           .containsExactly(12L);
       attempts.get(1).answer().complete(Outcome.BEHIND);
-      for (Attempt attempt : new ArrayList<>(attempts)) {
-        if (!attempt.answer().future().isComplete()) {
-          attempt.answer().fail(new WriteBehindBatcher.NotSentException("refused", down));
-        }
-      }
+      refuseOpen();
       pass(20 * MS, batcher);
       assertThat(undoneTo).containsExactly(12L, 10L);
       assertThat(first.future().cause()).isInstanceOf(WriteBehindBatcher.RefusedException.class);
@@ -534,11 +539,7 @@ class WriteBehindBatcherTest {
       attempts.get(0).answer().fail(new IllegalStateException("Connection reset"));
       attempts.get(1).answer().fail(new WriteBehindBatcher.NotSentException("refused", down));
       pass(ACK_TIMEOUT + 20 * MS, batcher);
-      for (Attempt attempt : new ArrayList<>(attempts)) {
-        if (!attempt.answer().future().isComplete()) {
-          attempt.answer().fail(new WriteBehindBatcher.NotSentException("refused", down));
-        }
-      }
+      refuseOpen();
       pass(40 * MS, batcher);
       assertThat(undoneTo).containsExactly(11L);
       assertThat(second.future().cause()).isInstanceOf(WriteBehindBatcher.RefusedException.class);
